@@ -49,7 +49,8 @@ fmt: $(STAMP)
 	$(BIN)/ruff format tfs_async tests benchmarks
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not interop" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not interop" --ignore=tests/interop $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --doctest-modules tfs_async -q $(PYTEST_ARGS)
 
 interop: $(ISTAMP)
 	$(IBIN)/python -m pytest -m interop tests/interop $(PYTEST_ARGS)

@@ -364,8 +364,9 @@ def error_for_code(
 ) -> TFServingError:
     """Build the exception for a canonical (gRPC) status code.
 
-    >>> error_for_code(3, "Unrecognized servable version label: x")
-    InvalidArgumentError(code=INVALID_ARGUMENT, http_status=None, model=None, message='Unrecognized servable version label: x')
+    >>> err = error_for_code(3, "Unrecognized servable version label: x")
+    >>> type(err).__name__, err.code.name
+    ('InvalidArgumentError', 'INVALID_ARGUMENT')
     """
     try:
         status = StatusCode(code)
@@ -375,9 +376,7 @@ def error_for_code(
     return cls(message, code=status, http_status=http_status, model=model)
 
 
-def error_from_http(
-    status: int, body: bytes, *, model: ModelSpec | None = None
-) -> TFServingError:
+def error_from_http(status: int, body: bytes, *, model: ModelSpec | None = None) -> TFServingError:
     """Build the exception for a failed REST call from its status and body.
 
     TF Serving's handlers answer ``{"error": "<message>"}``; libevent's own

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -160,19 +160,19 @@ class ModelVersionStatus:
 
 # A feature of a tf.Example: bytes/str -> bytes_list, float -> float_list,
 # int/bool -> int64_list; a list or 1-D array of one kind, or a scalar.
-FeatureValue = Union[
-    str,
-    bytes,
-    int,
-    float,
-    bool,
-    Sequence[str],
-    Sequence[bytes],
-    Sequence[int],
-    Sequence[float],
-    Sequence[bool],
-    npt.NDArray[Any],
-]
+FeatureValue = (
+    str
+    | bytes
+    | int
+    | float
+    | bool
+    | Sequence[str]
+    | Sequence[bytes]
+    | Sequence[int]
+    | Sequence[float]
+    | Sequence[bool]
+    | npt.NDArray[Any]
+)
 Features = Mapping[str, FeatureValue]
 
 

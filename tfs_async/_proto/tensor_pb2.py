@@ -26,7 +26,7 @@ from tfs_async._proto import tensor_shape_pb2 as tfs__async_dot___proto_dot_tens
 from tfs_async._proto import types_pb2 as tfs__async_dot___proto_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtfs_async/_proto/tensor.proto\x12\x14tfs_async.tensorflow\x1a#tfs_async/_proto/tensor_shape.proto\x1a\x1ctfs_async/_proto/types.proto\"\xbd\x03\n\x0bTensorProto\x12-\n\x05\x64type\x18\x01 \x01(\x0e\x32\x1e.tfs_async.tensorflow.DataType\x12<\n\x0ctensor_shape\x18\x02 \x01(\x0b\x32&.tfs_async.tensorflow.TensorShapeProto\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\x12\x16\n\x0etensor_content\x18\x04 \x01(\x0c\x12\x14\n\x08half_val\x18\r \x03(\x05\x42\x02\x10\x01\x12\x15\n\tfloat_val\x18\x05 \x03(\x02\x42\x02\x10\x01\x12\x16\n\ndouble_val\x18\x06 \x03(\x01\x42\x02\x10\x01\x12\x13\n\x07int_val\x18\x07 \x03(\x05\x42\x02\x10\x01\x12\x12\n\nstring_val\x18\x08 \x03(\x0c\x12\x18\n\x0cscomplex_val\x18\t \x03(\x02\x42\x02\x10\x01\x12\x15\n\tint64_val\x18\n \x03(\x03\x42\x02\x10\x01\x12\x14\n\x08\x62ool_val\x18\x0b \x03(\x08\x42\x02\x10\x01\x12\x18\n\x0c\x64\x63omplex_val\x18\x0c \x03(\x01\x42\x02\x10\x01\x12\x16\n\nuint32_val\x18\x10 \x03(\rB\x02\x10\x01\x12\x16\n\nuint64_val\x18\x11 \x03(\x04\x42\x02\x10\x01\x12\x12\n\nfloat8_val\x18\x12 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtfs_async/_proto/tensor.proto\x12\x14tfs_async.tensorflow\x1a#tfs_async/_proto/tensor_shape.proto\x1a\x1ctfs_async/_proto/types.proto\"\xc8\x04\n\x0bTensorProto\x12-\n\x05\x64type\x18\x01 \x01(\x0e\x32\x1e.tfs_async.tensorflow.DataType\x12<\n\x0ctensor_shape\x18\x02 \x01(\x0b\x32&.tfs_async.tensorflow.TensorShapeProto\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\x12\x16\n\x0etensor_content\x18\x04 \x01(\x0c\x12\x14\n\x08half_val\x18\r \x03(\x05\x42\x02\x10\x01\x12\x15\n\tfloat_val\x18\x05 \x03(\x02\x42\x02\x10\x01\x12\x16\n\ndouble_val\x18\x06 \x03(\x01\x42\x02\x10\x01\x12\x13\n\x07int_val\x18\x07 \x03(\x05\x42\x02\x10\x01\x12\x12\n\nstring_val\x18\x08 \x03(\x0c\x12\x18\n\x0cscomplex_val\x18\t \x03(\x02\x42\x02\x10\x01\x12\x15\n\tint64_val\x18\n \x03(\x03\x42\x02\x10\x01\x12\x14\n\x08\x62ool_val\x18\x0b \x03(\x08\x42\x02\x10\x01\x12\x18\n\x0c\x64\x63omplex_val\x18\x0c \x03(\x01\x42\x02\x10\x01\x12\x46\n\x13resource_handle_val\x18\x0e \x03(\x0b\x32).tfs_async.tensorflow.ResourceHandleProto\x12\x41\n\x0bvariant_val\x18\x0f \x03(\x0b\x32,.tfs_async.tensorflow.VariantTensorDataProto\x12\x16\n\nuint32_val\x18\x10 \x03(\rB\x02\x10\x01\x12\x16\n\nuint64_val\x18\x11 \x03(\x04\x42\x02\x10\x01\x12\x12\n\nfloat8_val\x18\x12 \x01(\x0c\"\xc3\x02\n\x13ResourceHandleProto\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\thash_code\x18\x04 \x01(\x04\x12\x17\n\x0fmaybe_type_name\x18\x05 \x01(\t\x12R\n\x11\x64types_and_shapes\x18\x06 \x03(\x0b\x32\x37.tfs_async.tensorflow.ResourceHandleProto.DtypeAndShape\x1au\n\rDtypeAndShape\x12-\n\x05\x64type\x18\x01 \x01(\x0e\x32\x1e.tfs_async.tensorflow.DataType\x12\x35\n\x05shape\x18\x02 \x01(\x0b\x32&.tfs_async.tensorflow.TensorShapeProtoJ\x04\x08\x07\x10\x08\"q\n\x16VariantTensorDataProto\x12\x11\n\ttype_name\x18\x01 \x01(\t\x12\x10\n\x08metadata\x18\x02 \x01(\x0c\x12\x32\n\x07tensors\x18\x03 \x03(\x0b\x32!.tfs_async.tensorflow.TensorProtob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,5 +54,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENSORPROTO'].fields_by_name['uint64_val']._loaded_options = None
   _globals['_TENSORPROTO'].fields_by_name['uint64_val']._serialized_options = b'\020\001'
   _globals['_TENSORPROTO']._serialized_start=123
-  _globals['_TENSORPROTO']._serialized_end=568
+  _globals['_TENSORPROTO']._serialized_end=707
+  _globals['_RESOURCEHANDLEPROTO']._serialized_start=710
+  _globals['_RESOURCEHANDLEPROTO']._serialized_end=1033
+  _globals['_RESOURCEHANDLEPROTO_DTYPEANDSHAPE']._serialized_start=910
+  _globals['_RESOURCEHANDLEPROTO_DTYPEANDSHAPE']._serialized_end=1027
+  _globals['_VARIANTTENSORDATAPROTO']._serialized_start=1035
+  _globals['_VARIANTTENSORDATAPROTO']._serialized_end=1148
 # @@protoc_insertion_point(module_scope)

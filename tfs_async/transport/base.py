@@ -67,6 +67,11 @@ class Transport(abc.ABC):
     #: short protocol name used in reports and errors ("grpc", "http")
     protocol: str = "custom"
 
+    #: True when decoding needs the signature (the client then passes it, from its
+    #: cached metadata, as ``PredictRequest.signature_info``): REST answers omit a
+    #: single output's name and every dtype.
+    wants_signature_info: bool = False
+
     @abc.abstractmethod
     async def predict(self, request: PredictRequest, options: CallOptions) -> PredictResult:
         """Run Predict; outputs come back as numpy arrays."""

@@ -1,0 +1,151 @@
+"""Which protocol won on each payload, by how much, and why (from the encode/call/decode split)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tfs_async.bench.aggregate import Aggregate, AggregateKey
+from tfs_async.bench.codec_split import CodecTiming
+
+__all__ = ["Verdict", "judge"]
+
+_PROTOCOL_NAME = {"grpc": "gRPC", "http": "HTTP/REST"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The SDK's gRPC vs HTTP outcome on one payload."""
+
+    payload: str
+    latency_winner: str | None
+    #: slower p50 / faster p50 at concurrency 1
+    latency_ratio: float | None
+    p50_us: dict[str, float]
+    throughput_winner: str | None
+    #: faster best req/s / slower best req/s (each protocol at its best concurrency)
+    throughput_ratio: float | None
+    best_rps: dict[str, float]
+    best_concurrency: dict[str, int]
+    #: client encode+decode per protocol (us)
+    codec_us: dict[str, float]
+    #: the rest of the p50: network, framing, server work, event loop (us)
+    call_us: dict[str, float]
+    #: the floors' p50 at concurrency 1: each protocol's cost without client serialization
+    floor_p50_us: dict[str, float]
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+def _sdk(aggs: dict[AggregateKey, Aggregate], payload: str, protocol: str) -> list[Aggregate]:
+    key = f"tfs_async/{protocol}"
+    return [a for (c, p, m, _), a in aggs.items() if c == key and p == payload and m == "closed"]
+
+
+def judge(
+    payload: str, aggs: dict[AggregateKey, Aggregate], codec: dict[str, CodecTiming]
+) -> Verdict:
+    """Compare ``tfs_async/grpc`` with ``tfs_async/http`` on ``payload``.
+
+    Latency is the p50 at concurrency 1; throughput each protocol's best
+    requests/s over the concurrency levels. The reason splits the p50 gap into
+    the client's serialization (encode+decode timed apart) and the rest.
+    """
+    p50: dict[str, float] = {}
+    best_rps: dict[str, float] = {}
+    best_level: dict[str, int] = {}
+    codec_us: dict[str, float] = {}
+    call_us: dict[str, float] = {}
+    floor_p50: dict[str, float] = {}
+    for protocol in ("grpc", "http"):
+        floor = aggs.get((f"floor/{protocol}", payload, "closed", 1))
+        if floor is not None and floor.ok:
+            floor_p50[protocol] = floor.latency.p50_us
+        rows = _sdk(aggs, payload, protocol)
+        ones = [a for a in rows if a.concurrency == 1 and a.ok]
+        if ones:
+            p50[protocol] = ones[0].latency.p50_us
+        ok_rows = [a for a in rows if a.ok]
+        if ok_rows:
+            best = max(ok_rows, key=lambda a: a.rps)
+            best_rps[protocol], best_level[protocol] = best.rps, best.concurrency
+        timing = codec.get(f"tfs_async/{protocol}")
+        if timing and timing.encode_us is not None and timing.decode_us is not None:
+            codec_us[protocol] = timing.encode_us + timing.decode_us
+            if protocol in p50:
+                call_us[protocol] = max(p50[protocol] - codec_us[protocol], 0.0)
+
+    lat_winner = lat_ratio = None
+    if len(p50) == 2 and min(p50.values()) > 0:
+        lat_winner = min(p50, key=lambda k: p50[k])
+        lat_ratio = max(p50.values()) / min(p50.values())
+    tp_winner = tp_ratio = None
+    if len(best_rps) == 2 and min(best_rps.values()) > 0:
+        tp_winner = max(best_rps, key=lambda k: best_rps[k])
+        tp_ratio = max(best_rps.values()) / min(best_rps.values())
+    return Verdict(
+        payload,
+        lat_winner,
+        lat_ratio,
+        p50,
+        tp_winner,
+        tp_ratio,
+        best_rps,
+        best_level,
+        codec_us,
+        call_us,
+        floor_p50,
+        _reason(p50, codec_us, call_us, floor_p50, lat_winner),
+    )
+
+
+def _reason(
+    p50: dict[str, float],
+    codec_us: dict[str, float],
+    call_us: dict[str, float],
+    floor_p50: dict[str, float],
+    winner: str | None,
+) -> str:
+    if winner is None:
+        if len(p50) == 1:
+            ran = next(iter(p50))
+            other = "http" if ran == "grpc" else "grpc"
+            return (
+                f"only {_PROTOCOL_NAME[ran]} ran on this payload ({_PROTOCOL_NAME[other]} was "
+                "skipped or failed: see the notes and errors)"
+            )
+        return "not enough figures to compare the protocols"
+    loser = "http" if winner == "grpc" else "grpc"
+    gap = p50[loser] - p50[winner]
+    if len(codec_us) < 2 or len(call_us) < 2:
+        return (
+            f"{_PROTOCOL_NAME[winner]} was {gap:.0f} us faster at p50; "
+            "the encode/decode split is missing"
+        )
+    codec_gap = codec_us[loser] - codec_us[winner]
+    call_gap = call_us[loser] - call_us[winner]
+    if gap <= 0:
+        return "the two protocols tied at p50"
+    share = codec_gap / gap
+    if share >= 0.5:
+        cause = "client-side serialization"
+    elif codec_gap < 0:
+        cause = "per-request overhead (despite cheaper client serialization)"
+    else:
+        cause = "per-request overhead"
+    text = (
+        f"mostly {cause}: of the {gap:.0f} us p50 gap, client encode+decode accounts for "
+        f"{codec_gap:.0f} us ({share:.0%}) and the call itself (network, framing, server-side "
+        f"parsing and serialization, event loop) for {call_gap:.0f} us"
+    )
+    if len(floor_p50) == 2:
+        floor_gap = floor_p50[loser] - floor_p50[winner]
+        text += (
+            f"; the floors, which send prebuilt bytes and decode nothing, differ by "
+            f"{floor_gap:.0f} us (p50 {floor_p50[winner]:.0f} vs {floor_p50[loser]:.0f} us), "
+            "the protocol's and server's share"
+        )
+    return text

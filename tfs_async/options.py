@@ -1,0 +1,113 @@
+"""Client options (defaults with per-call overrides) and TLS settings.
+
+>>> opts = ClientOptions(timeout=5.0)
+>>> opts.merged(timeout=1.0, max_retries=0).timeout
+1.0
+>>> opts.merged(metadata={"authorization": "Bearer t"}).metadata
+(('authorization', 'Bearer t'),)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tfs_async.retry import RetryPolicy
+
+__all__ = ["ClientOptions", "MetadataLike", "TLSConfig", "normalize_metadata"]
+
+# Call metadata (gRPC) / headers (HTTP): a mapping or (key, value) pairs.
+MetadataLike = Mapping[str, str] | Sequence[tuple[str, str]]
+
+# PEM data as bytes, or a path to a PEM file.
+PemSource = bytes | str | os.PathLike[str]
+
+
+def normalize_metadata(metadata: MetadataLike | None) -> tuple[tuple[str, str], ...]:
+    """Metadata as a tuple of (key, value) pairs; gRPC wants lower-case keys.
+
+    >>> normalize_metadata({"X-Token": "a"})
+    (('x-token', 'a'),)
+    """
+    if not metadata:
+        return ()
+    items = metadata.items() if isinstance(metadata, Mapping) else metadata
+    return tuple((str(k).lower(), str(v)) for k, v in items)
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """What every call of a client uses unless the call says otherwise.
+
+    Attributes:
+        timeout: seconds for the whole call, all attempts included; ``None``: no deadline.
+        max_retries: retries after the first attempt (0 disables retries).
+        retry: which failures are retried and how (see :mod:`tfs_async.retry`).
+        validate: check inputs against the model's metadata before sending.
+        cast: convert inputs to the signature's dtypes where numpy's ``same_kind``
+            rules allow (e.g. float64 -> float32); implies fetching metadata.
+        metadata: call metadata (gRPC) / headers (HTTP) sent with every attempt.
+        compress: gzip request bodies (HTTP) / gzip call compression (gRPC).
+    """
+
+    timeout: float | None = None
+    max_retries: int = 2
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    validate: bool = False
+    cast: bool = False
+    metadata: tuple[tuple[str, str], ...] = ()
+    compress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds or None, got {self.timeout!r}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries!r}")
+
+    def merged(self, **overrides: Any) -> ClientOptions:
+        """A copy with the given options replaced (``metadata`` may be a mapping)."""
+        if "metadata" in overrides:
+            overrides["metadata"] = normalize_metadata(overrides["metadata"])
+        return replace(self, **overrides)
+
+
+def _read_pem(source: PemSource | None) -> bytes | None:
+    if source is None:
+        return None
+    if isinstance(source, bytes):
+        return source
+    return Path(source).read_bytes()
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """TLS for ``grpcs://`` and ``https://`` targets.
+
+    Each certificate is PEM bytes or a path to a PEM file. ``ca_cert`` ``None``
+    uses the system's roots; ``client_cert`` + ``client_key`` enable mutual TLS;
+    ``server_name`` overrides the name checked against the server's certificate.
+    """
+
+    ca_cert: PemSource | None = None
+    client_cert: PemSource | None = None
+    client_key: PemSource | None = None
+    server_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("mutual TLS needs both client_cert and client_key")
+
+    def ca_pem(self) -> bytes | None:
+        """The CA certificates as PEM bytes (``None``: system roots)."""
+        return _read_pem(self.ca_cert)
+
+    def client_cert_pem(self) -> bytes | None:
+        """The client certificate chain as PEM bytes."""
+        return _read_pem(self.client_cert)
+
+    def client_key_pem(self) -> bytes | None:
+        """The client private key as PEM bytes."""
+        return _read_pem(self.client_key)

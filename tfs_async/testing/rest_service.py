@@ -1,0 +1,258 @@
+"""The emulator's REST face: TF Serving's HTTP/JSON API on an aiohttp low-level server.
+
+It follows TF Serving's ``http_server.cc`` / ``http_rest_api_handler.cc``:
+
+* a path (query string included) outside ``(?i)/v1/.*`` gets a non-JSON 404;
+* everything else answers ``application/json``: the result, or
+  ``{"error": message}`` with the HTTP status TF Serving maps the code to;
+* request bodies whose ``Content-Encoding`` mentions gzip are gunzipped (up to
+  100 MiB); there is no request-size limit;
+* predict/classify/regress run under ``--rest_api_timeout_in_ms`` (expiry -> 504);
+* predict resolves the servable and signature before it reads the tensors, so a
+  bad body on an unknown model is a 404 unless the JSON itself is broken.
+
+The JSON conversions themselves live in :mod:`tfs_async.testing.json_tensor`
+and the URL grammar in :mod:`tfs_async.testing.rest_path`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from tfs_async._proto import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    predict_pb2,
+    regression_pb2,
+)
+from tfs_async.errors import StatusCode, http_status_for_code
+from tfs_async.testing import json_tensor, rest_path
+from tfs_async.testing.faults import ConnectionDropped, FaultPlan
+from tfs_async.testing.status import ServingStatus, invalid_argument
+
+if TYPE_CHECKING:
+    from tfs_async.testing.core import ServerCore
+    from tfs_async.testing.rest_path import RestRoute
+
+__all__ = ["MAX_UNCOMPRESSED_BYTES", "RestService"]
+
+_log = logging.getLogger(__name__)
+
+#: TF Serving's gzip request limit (ZLib::kMaxUncompressedBytes).
+MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_ORIGIN = re.compile(r"https?://.*")
+
+# libevent's evhttp_send_error page, which TF Serving returns outside /v1/.
+_NOT_FOUND_PAGE = (
+    b"<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n"  # split: 100 columns
+    b"<H1>Not Found</H1>\n</BODY></HTML>\n"
+)
+
+
+class _BadBody(Exception):
+    """A request body the HTTP layer itself refuses (not JSON-answered)."""
+
+
+def _json_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, headers=_JSON_HEADERS)
+
+
+def _error_response(status: ServingStatus) -> web.Response:
+    return _json_response(
+        json_tensor.error_to_json(status.message), http_status_for_code(status.code)
+    )
+
+
+def _gunzip(data: bytes) -> bytes:
+    """Decompress a gzip body, refusing more than :data:`MAX_UNCOMPRESSED_BYTES`."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, MAX_UNCOMPRESSED_BYTES + 1)
+    except zlib.error as exc:
+        raise _BadBody(f"cannot gunzip request body: {exc}") from exc
+    if len(out) > MAX_UNCOMPRESSED_BYTES or inflater.unconsumed_tail:
+        raise _BadBody("gzip request body exceeds 100 MiB uncompressed")
+    return out
+
+
+def _model_spec(route: RestRoute, signature_name: str = "") -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec(name=route.model_name, signature_name=signature_name)
+    if route.version is not None:
+        spec.version.value = route.version
+    elif route.label is not None:
+        spec.version_label = route.label
+    return spec
+
+
+class RestService:
+    """The request handler TF Serving's REST port runs, bound to one core.
+
+    Args:
+        core: the server core answering the calls.
+        timeout_ms: ``--rest_api_timeout_in_ms``; applied to predict, classify
+            and regress when > 0.
+        faults: returns the fault plan in force (or None) for each request.
+        prometheus_path: when set, GET on this exact path answers request counters
+            in Prometheus text format (TF Serving's ``--monitoring_config_file``).
+    """
+
+    def __init__(
+        self,
+        core: ServerCore,
+        *,
+        timeout_ms: int = 30000,
+        faults: Callable[[], FaultPlan | None] = lambda: None,
+        prometheus_path: str | None = None,
+    ) -> None:
+        self._core = core
+        self._timeout = timeout_ms / 1000.0 if timeout_ms > 0 else None
+        self._faults = faults
+        self._prometheus_path = prometheus_path
+        self._request_counts: Counter[tuple[str, str, str]] = Counter()
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Answer one HTTP request the way TF Serving's REST server does."""
+        # TF routes on the raw target: the query string is part of the path.
+        path = request.raw_path
+        method = request.method
+        if method == "OPTIONS":
+            return self._preflight(request)
+        if self._prometheus_path is not None and path == self._prometheus_path:
+            return self._metrics()
+        if not rest_path.is_v1_path(path):
+            return web.Response(
+                status=404, body=_NOT_FOUND_PAGE, headers={"Content-Type": "text/html"}
+            )
+        try:
+            body = await request.content.read()
+            if "gzip" in request.headers.get("Content-Encoding", "").lower():
+                body = _gunzip(body)
+        except _BadBody as exc:
+            _log.info("refused REST request body: %s", exc)
+            return web.Response(status=400, body=b"", headers={"Content-Type": "text/html"})
+        try:
+            route = rest_path.parse_rest_request(method, path)
+        except ServingStatus as status:
+            return _error_response(status)
+        try:
+            plan = self._faults()
+            if plan is not None:
+                await plan.apply("rest", _fault_method(route.action), route.model_name)
+            response = await self._dispatch(route, body)
+        except ServingStatus as status:
+            self._count(route, status.code)
+            return _error_response(status)
+        except ConnectionDropped:
+            # Close without answering: the client sees the connection go away.
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=503)  # never sent: the transport is gone
+        except Exception as exc:
+            # A bug or a model's own exception still answers in TF Serving's JSON form.
+            _log.exception("REST %s %s failed", method, path)
+            failure = ServingStatus(StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            self._count(route, failure.code)
+            return _error_response(failure)
+        self._count(route, StatusCode.OK)
+        return response
+
+    async def _dispatch(self, route: RestRoute, body: bytes) -> web.Response:
+        if route.action == "status":
+            status_req = get_model_status_pb2.GetModelStatusRequest(model_spec=_model_spec(route))
+            return _json_response(
+                json_tensor.status_to_json(await self._core.get_model_status(status_req))
+            )
+        if route.action == "metadata":
+            meta_req = get_model_metadata_pb2.GetModelMetadataRequest(
+                model_spec=_model_spec(route), metadata_field=["signature_def"]
+            )
+            return _json_response(
+                json_tensor.metadata_to_json(await self._core.get_model_metadata(meta_req))
+            )
+        if route.action == "predict":
+            return _json_response(await self._predict(route, body))
+        if route.action in ("classify", "regress"):
+            return _json_response(await self._classify_regress(route, body))
+        raise invalid_argument(f"Malformed request: {route.action}")
+
+    async def _predict(self, route: RestRoute, body: bytes) -> bytes:
+        parsed = json_tensor.parse_predict_body(body)
+        signature_name = parsed.signature_name or "serving_default"
+        # The servable and signature are looked up before the tensors are read
+        # (TF Serving's processing order decides which error a bad request gets).
+        servable = self._core.resolve(_model_spec(route))
+        signature = servable.signatures.get(signature_name)
+        if signature is None:
+            raise invalid_argument(
+                f'Serving signature name: "{signature_name}" not found in signature def'
+            )
+        dtypes = {alias: info.dtype for alias, info in signature.inputs.items()}
+        tensors, fmt = json_tensor.predict_inputs_from_json(parsed, dtypes)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = servable.name
+        # Pin the resolved version so a concurrent reload cannot switch servables mid-call.
+        request.model_spec.version.value = servable.version
+        request.model_spec.signature_name = signature_name
+        for alias, tensor in tensors.items():
+            request.inputs[alias].CopyFrom(tensor)
+        # The JSON writer reads typed *_val fields, so REST always asks for them.
+        response = await self._core.predict(request, timeout=self._timeout, tensor_content=False)
+        return json_tensor.predict_outputs_to_json(response.outputs, fmt)
+
+    async def _classify_regress(self, route: RestRoute, body: bytes) -> bytes:
+        signature_name, model_input = json_tensor.parse_classify_regress_body(body, route.action)
+        spec = _model_spec(route, signature_name)
+        if route.action == "classify":
+            creq = classification_pb2.ClassificationRequest(model_spec=spec, input=model_input)
+            cresp = await self._core.classify(creq, timeout=self._timeout)
+            return json_tensor.classification_result_to_json(cresp.result)
+        rreq = regression_pb2.RegressionRequest(model_spec=spec, input=model_input)
+        rresp = await self._core.regress(rreq, timeout=self._timeout)
+        return json_tensor.regression_result_to_json(rresp.result)
+
+    def _preflight(self, request: web.BaseRequest) -> web.Response:
+        # CORS preflight as http_server.cc answers it: 200 for an http(s) Origin, else 400.
+        origin = request.headers.get("Origin", "")
+        if _ORIGIN.fullmatch(origin):
+            return web.Response(
+                status=200,
+                headers={
+                    "Access-Control-Allow-Origin": "*",
+                    "Access-Control-Allow-Methods": "POST, GET",
+                    "Access-Control-Allow-Headers": "Content-Type",
+                },
+            )
+        return web.Response(status=400)
+
+    def _count(self, route: RestRoute, code: StatusCode) -> None:
+        status = "OK" if code == StatusCode.OK else code.name
+        self._request_counts[(route.model_name, route.action, status)] += 1
+
+    def _metrics(self) -> web.Response:
+        lines = [
+            "# HELP :tensorflow:serving:request_count The total number of requests.",
+            "# TYPE :tensorflow:serving:request_count counter",
+        ]
+        for (model, action, status), n in sorted(self._request_counts.items()):
+            lines.append(
+                f':tensorflow:serving:request_count{{model_name="{model}",'
+                f'method="{action}",status="{status}"}} {n}'
+            )
+        text = "\n".join(lines) + "\n"
+        return web.Response(body=text.encode(), headers={"Content-Type": "text/plain"})
+
+
+def _fault_method(action: str) -> str:
+    """REST action -> the call name a :class:`~tfs_async.testing.faults.Fault` selects."""
+    return {"status": "get_model_status", "metadata": "get_model_metadata"}.get(action, action)
