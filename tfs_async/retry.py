@@ -163,6 +163,12 @@ def _should_stop(
     return not budget.try_withdraw()
 
 
+def _name_model(error: TFServingError, model: ModelSpec | None) -> None:
+    # Errors raised below the client (codecs, transports) may not know the model.
+    if error.model is None:
+        error.model = model
+
+
 def _remaining(deadline: float | None, model: ModelSpec | None) -> float | None:
     if deadline is None:
         return None
@@ -194,6 +200,7 @@ async def call_with_retries(
     try:
         return await attempt(_remaining(deadline, model))
     except TFServingError as error:
+        _name_model(error, model)
         if max_retries <= 0 or not is_retryable(error, policy):
             raise
         state = _RetryState(deadline, max_retries)
@@ -234,6 +241,7 @@ async def _retry(
                 finally:
                     state.fastest_attempt = min(state.fastest_attempt, time.monotonic() - started)
     except TFServingError as final:
+        _name_model(final, model)
         previous = [e for e in state.errors if e is not final]
         with_attempts(final, len(state.errors), previous)
         if previous:
