@@ -26,10 +26,10 @@ $(STAMP): pyproject.toml requirements/dev.txt requirements/bench.txt
 	$(BIN)/python -m pip install -q -r requirements/dev.txt -r requirements/bench.txt -e .
 	@touch $@
 
-$(ISTAMP): pyproject.toml requirements/dev.txt requirements/interop.txt
+$(ISTAMP): pyproject.toml requirements/dev.txt requirements/bench.txt requirements/interop.txt
 	$(PYTHON) -m venv $(IVENV)
 	$(IBIN)/python -m pip install -q --upgrade pip
-	$(IBIN)/python -m pip install -q -r requirements/interop.txt -r requirements/dev.txt -e .
+	$(IBIN)/python -m pip install -q -r requirements/interop.txt -r requirements/dev.txt -r requirements/bench.txt -e .
 	$(IBIN)/python -m pip install -q --no-deps tensorflow-serving-api==2.21.0
 	@touch $@
 

@@ -26,7 +26,11 @@ def test_readme_quickstart_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines == [
-        "[2.5 3.  4.5]",
-        "NOT_FOUND Servable not found for request: Latest(no_such_model)",
-    ] * 2
+    assert (
+        lines
+        == [
+            "[2.5 3.  4.5]",
+            "NOT_FOUND Servable not found for request: Latest(no_such_model)",
+        ]
+        * 2
+    )

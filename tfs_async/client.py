@@ -59,6 +59,7 @@ from tfs_async.validation import (
 
 if TYPE_CHECKING:
     from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
+    from tfs_async.batching import MicroBatcher
 
 __all__ = ["Client", "transport_for"]
 
@@ -337,6 +338,44 @@ class Client:
                 check_output_filter(output_filter, signature_info, spec)
         request = PredictRequest(spec, named, tuple(output_filter or ()), signature_info)
         return await self._call(lambda o: transport.predict(request, o), spec, time_left)
+
+    def batcher(
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        signature: str | None = None,
+        max_batch_size: int = 64,
+        max_delay: float = 0.002,
+        timeout: float | None = None,
+    ) -> MicroBatcher:
+        """A :class:`~tfs_async.batching.MicroBatcher` merging concurrent predicts for ``model``.
+
+        A batch is sent when it holds ``max_batch_size`` rows or ``max_delay``
+        seconds after its first call; ``timeout`` bounds each batch call.
+
+        >>> import asyncio
+        >>> async def main() -> None:
+        ...     async with Client("grpc://127.0.0.1:8500") as client:
+        ...         async with client.batcher("half_plus_two", max_batch_size=32) as batcher:
+        ...             print(batcher.model, batcher.max_batch_size)
+        >>> asyncio.run(main())
+        'half_plus_two' 32
+        """
+        from tfs_async.batching import MicroBatcher
+
+        self._check_open()
+        return MicroBatcher(
+            self,
+            model,
+            version=version,
+            label=label,
+            signature=signature,
+            max_batch_size=max_batch_size,
+            max_delay=max_delay,
+            timeout=timeout,
+        )
 
     async def classify(
         self,

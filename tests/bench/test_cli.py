@@ -102,9 +102,12 @@ async def test_bench_exit_code_reports_failed_requests(
 
 def test_quick_plan_and_overrides() -> None:
     parser = build_parser()
-    args = parser.parse_args(["bench", "--quick", "--repeats", "3", "--concurrency", "1,8"])
+    args = parser.parse_args(
+        ["bench", "--quick", "--repeats", "3", "--concurrency", "1,8", "--max-cell-seconds", "9"]
+    )
     plan = plan_from_args(args)
     assert plan.repeats == 3
+    assert plan.max_cell_s == 9
     assert plan.concurrency == (1, 8)
     assert plan.duration_s == QUICK.duration_s
     full = plan_from_args(parser.parse_args(["bench"]))

@@ -145,7 +145,8 @@ async def test_open_loop_charges_a_stall_to_every_request_scheduled_during_it() 
         c = await closed_loop(
             stalling, concurrency=1, duration_s=60, warmup_requests=0, max_requests=200
         )
-    assert c.histogram.count - _count_below(c, 30_000) == 1  # the closed loop hides it
+    # the closed loop hides it: one slow request (a few more only if the machine stalls too)
+    assert 1 <= c.histogram.count - _count_below(c, 30_000) <= 5
 
 
 def _count_below(r: object, limit_us: float) -> int:

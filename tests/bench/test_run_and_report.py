@@ -17,7 +17,8 @@ from tfs_async.bench.models import benchmark_models
 from tfs_async.bench.payloads import TargetModel
 from tfs_async.bench.plan import SweepPlan
 from tfs_async.bench.report import render_markdown, write_report
-from tfs_async.bench.runner import BenchResult, run_sweep
+from tfs_async.bench.results import BenchResult
+from tfs_async.bench.runner import run_sweep
 from tfs_async.bench.stats import LatencyHistogram
 from tfs_async.testing import ModelServer
 
@@ -123,7 +124,7 @@ def test_report_files_exist_and_parse(tiny_result: BenchResult, tmp_path: Path) 
     md = files.markdown.read_text()
     for payload in PAYLOADS:
         assert f"**{payload}**" in md
-    assert "won on latency" in md
+    assert md.count("on latency (p50 at concurrency 1") == len(PAYLOADS)
     assert "Harness overhead" in md
     assert "All requests succeeded" in md
     assert "typical/grpc-stub" not in md or "skipped" in md

@@ -154,6 +154,8 @@ SERVED = {
     "hpt_two": MODELS / "saved_model_half_plus_two_2_versions",
     "hpt_tf2": MODELS / "saved_model_half_plus_two_tf2_cpu",
 }
+
+
 def _latest_dir(base_path: Path) -> Path:
     return max((p for p in base_path.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 

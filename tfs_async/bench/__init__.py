@@ -12,6 +12,7 @@ and writes JSON, Markdown and PNG results. Modules, one job each:
 - :mod:`~tfs_async.bench.stats`: HDR-histogram latencies;
 - :mod:`~tfs_async.bench.codec_split`: client encode/decode timed apart;
 - :mod:`~tfs_async.bench.runner`: the interleaved sweep;
+- :mod:`~tfs_async.bench.results`: what a sweep measured;
 - :mod:`~tfs_async.bench.aggregate`, :mod:`~tfs_async.bench.verdict`: repeats combined, winners;
 - :mod:`~tfs_async.bench.report`, :mod:`~tfs_async.bench.plots`: the output files;
 - :mod:`~tfs_async.bench.models`: the identity model the emulator serves;

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tfs_async.bench.runner import Cell
+from tfs_async.bench.results import Cell
 from tfs_async.bench.stats import LatencyHistogram, LatencySummary, median
 
 __all__ = ["Aggregate", "AggregateKey", "aggregate"]

@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``bench`` flags on ``parser``."""
     sweep = parser.add_argument_group("sweep")
     sweep.add_argument(
-        "--quick", action="store_true", help="short cells, same grid (< 3 min; `make bench`)"
+        "--quick",
+        action="store_true",
+        help="short cells, tighter memory and time budgets (< 3 min; `make bench`)",
     )
     sweep.add_argument("--payloads", type=_csv(str), help="comma list (default: all)")
     sweep.add_argument("--concurrency", type=_csv(int), help="comma list (default: 1,16,64,256)")
@@ -54,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sweep.add_argument(
         "--open-loop-duration", type=float, help="measured seconds per open-loop cell"
+    )
+    sweep.add_argument(
+        "--max-cell-seconds",
+        type=float,
+        help="skip a cell whose estimated time exceeds this (reported in the notes)",
     )
     sweep.add_argument(
         "--pool-size", type=int, help="the SDK client's pool_size (default: the SDK's own)"
@@ -94,6 +101,7 @@ def plan_from_args(args: argparse.Namespace) -> SweepPlan:
         open_loop=False if args.no_open_loop else None,
         open_loop_load=args.open_loop_load,
         open_loop_duration_s=args.open_loop_duration,
+        max_cell_s=args.max_cell_seconds,
     )
 
 

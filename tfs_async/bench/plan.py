@@ -81,7 +81,7 @@ class SweepPlan:
 #: the full sweep (``tfs-async bench``)
 FULL = SweepPlan()
 
-#: ``tfs-async bench --quick`` (``make bench``): the same grid, short cells, under 3 minutes
+#: ``tfs-async bench --quick`` (``make bench``): short cells and tighter budgets, under 3 minutes
 QUICK = SweepPlan(
     repeats=2,
     warmup_s=0.05,

@@ -13,7 +13,7 @@ from typing import Any
 
 from tfs_async.bench._deps import require
 from tfs_async.bench.aggregate import Aggregate, AggregateKey
-from tfs_async.bench.runner import BenchResult
+from tfs_async.bench.results import BenchResult
 
 __all__ = ["write_plots"]
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfs_async.bench.aggregate import Aggregate, AggregateKey, aggregate
-from tfs_async.bench.runner import BenchResult
-from tfs_async.bench.verdict import Verdict, judge
+from tfs_async.bench.results import BenchResult
+from tfs_async.bench.verdict import Verdict, floor_gap_us, judge
 
 __all__ = ["ReportFiles", "render_markdown", "verdicts", "write_json", "write_report"]
 
@@ -39,8 +39,27 @@ class ReportFiles:
 
 
 def verdicts(result: BenchResult, aggs: dict[AggregateKey, Aggregate]) -> list[Verdict]:
-    """One :class:`Verdict` per payload that ran."""
-    return [judge(p, aggs, result.codec.get(p, {})) for p in result.payloads]
+    """One :class:`Verdict` per payload that ran.
+
+    The floors' gap on the smallest payload stands for the protocols' fixed
+    per-request difference; on larger payloads what it grows by is size-dependent.
+    """
+    by_size = sorted(result.payloads, key=lambda p: result.payloads[p]["nbytes"])
+    fixed: tuple[str, float] | None = None
+    for payload in by_size:
+        gap = floor_gap_us(aggs, payload)
+        if gap is not None:
+            fixed = (payload, gap)
+            break
+    return [
+        judge(
+            p,
+            aggs,
+            result.codec.get(p, {}),
+            fixed_gap=fixed if fixed and fixed[0] != p else None,
+        )
+        for p in result.payloads
+    ]
 
 
 def write_json(result: BenchResult, path: Path) -> Path:
@@ -92,25 +111,38 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
     return lines
 
 
+#: closer than this (5%) is reported as a tie: short runs on a noisy machine cannot split it
+TIE_RATIO = 1.05
+
+
 def _verdict_line(v: Verdict) -> str:
     parts = [f"- **{v.payload}**: "]
     if v.latency_winner and v.latency_ratio:
         loser = "http" if v.latency_winner == "grpc" else "grpc"
-        parts.append(
-            f"{_NAMES[v.latency_winner]} won on latency (p50 at concurrency 1: "
-            f"{_us(v.p50_us[v.latency_winner])} vs {_us(v.p50_us[loser])}, "
-            f"{_NAMES[loser]} {v.latency_ratio:.2f}x slower)"
-        )
+        p50s = f"{_us(v.p50_us[v.latency_winner])} vs {_us(v.p50_us[loser])}"
+        if v.latency_ratio < TIE_RATIO:
+            parts.append(f"tie on latency (p50 at concurrency 1: {p50s}, within 5%)")
+        else:
+            parts.append(
+                f"{_NAMES[v.latency_winner]} won on latency (p50 at concurrency 1: {p50s}, "
+                f"{_NAMES[loser]} {v.latency_ratio:.2f}x slower)"
+            )
     else:
         parts.append("no latency comparison (a protocol has no successful run)")
     if v.throughput_winner and v.throughput_ratio:
         loser = "http" if v.throughput_winner == "grpc" else "grpc"
-        parts.append(
-            f"; {_NAMES[v.throughput_winner]} won on throughput "
-            f"({v.best_rps[v.throughput_winner]:,.0f} req/s at concurrency "
+        figures = (
+            f"{v.best_rps[v.throughput_winner]:,.0f} req/s at concurrency "
             f"{v.best_concurrency[v.throughput_winner]} vs {v.best_rps[loser]:,.0f} at "
-            f"{v.best_concurrency[loser]}, {v.throughput_ratio:.2f}x)"
+            f"{v.best_concurrency[loser]}"
         )
+        if v.throughput_ratio < TIE_RATIO:
+            parts.append(f"; tie on throughput ({figures}, within 5%)")
+        else:
+            parts.append(
+                f"; {_NAMES[v.throughput_winner]} won on throughput ({figures}, "
+                f"{v.throughput_ratio:.2f}x)"
+            )
     parts.append(f". Why: {v.reason}.")
     return "".join(parts)
 

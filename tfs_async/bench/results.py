@@ -101,5 +101,3 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "versions": versions,
     }
-
-

@@ -45,14 +45,32 @@ def _sdk(aggs: dict[AggregateKey, Aggregate], payload: str, protocol: str) -> li
     return [a for (c, p, m, _), a in aggs.items() if c == key and p == payload and m == "closed"]
 
 
+def floor_gap_us(aggs: dict[AggregateKey, Aggregate], payload: str) -> float | None:
+    """HTTP floor p50 minus gRPC floor p50 at concurrency 1 on ``payload`` (us), if both ran."""
+    grpc = aggs.get(("floor/grpc", payload, "closed", 1))
+    http = aggs.get(("floor/http", payload, "closed", 1))
+    if grpc is None or http is None or not grpc.ok or not http.ok:
+        return None
+    return http.latency.p50_us - grpc.latency.p50_us
+
+
 def judge(
-    payload: str, aggs: dict[AggregateKey, Aggregate], codec: dict[str, CodecTiming]
+    payload: str,
+    aggs: dict[AggregateKey, Aggregate],
+    codec: dict[str, CodecTiming],
+    *,
+    fixed_gap: tuple[str, float] | None = None,
 ) -> Verdict:
     """Compare ``tfs_async/grpc`` with ``tfs_async/http`` on ``payload``.
 
     Latency is the p50 at concurrency 1; throughput each protocol's best
     requests/s over the concurrency levels. The reason splits the p50 gap into
-    the client's serialization (encode+decode timed apart) and the rest.
+    the client's serialization (encode+decode timed apart), the floors' gap
+    (protocol and server without client serialization) and the SDK's transport.
+    ``fixed_gap`` is ``(payload, floor_gap_us)`` of the smallest payload: the
+    floors' gap there is taken as the protocols' fixed per-request difference,
+    and what the floors add beyond it on ``payload`` as size-dependent
+    (server-side parsing/serialization and bytes on the wire).
     """
     p50: dict[str, float] = {}
     best_rps: dict[str, float] = {}
@@ -98,16 +116,16 @@ def judge(
         codec_us,
         call_us,
         floor_p50,
-        _reason(p50, codec_us, call_us, floor_p50, lat_winner),
+        _reason(p50, codec_us, floor_p50, lat_winner, fixed_gap),
     )
 
 
 def _reason(
     p50: dict[str, float],
     codec_us: dict[str, float],
-    call_us: dict[str, float],
     floor_p50: dict[str, float],
     winner: str | None,
+    fixed_gap: tuple[str, float] | None,
 ) -> str:
     if winner is None:
         if len(p50) == 1:
@@ -120,32 +138,41 @@ def _reason(
         return "not enough figures to compare the protocols"
     loser = "http" if winner == "grpc" else "grpc"
     gap = p50[loser] - p50[winner]
-    if len(codec_us) < 2 or len(call_us) < 2:
-        return (
-            f"{_PROTOCOL_NAME[winner]} was {gap:.0f} us faster at p50; "
-            "the encode/decode split is missing"
-        )
-    codec_gap = codec_us[loser] - codec_us[winner]
-    call_gap = call_us[loser] - call_us[winner]
     if gap <= 0:
         return "the two protocols tied at p50"
-    share = codec_gap / gap
-    if share >= 0.5:
-        cause = "client-side serialization"
-    elif codec_gap < 0:
-        cause = "per-request overhead (despite cheaper client serialization)"
-    else:
-        cause = "per-request overhead"
-    text = (
-        f"mostly {cause}: of the {gap:.0f} us p50 gap, client encode+decode accounts for "
-        f"{codec_gap:.0f} us ({share:.0%}) and the call itself (network, framing, server-side "
-        f"parsing and serialization, event loop) for {call_gap:.0f} us"
-    )
-    if len(floor_p50) == 2:
-        floor_gap = floor_p50[loser] - floor_p50[winner]
-        text += (
-            f"; the floors, which send prebuilt bytes and decode nothing, differ by "
-            f"{floor_gap:.0f} us (p50 {floor_p50[winner]:.0f} vs {floor_p50[loser]:.0f} us), "
-            "the protocol's and server's share"
+    if len(codec_us) < 2 or len(floor_p50) < 2:
+        return (
+            f"{_PROTOCOL_NAME[winner]} was {gap:.0f} us faster at p50; "
+            "the encode/decode split or a floor is missing"
         )
-    return text
+    # every term below is "loser minus winner"; together they add up to the p50 gap
+    client = codec_us[loser] - codec_us[winner]
+    floors = floor_p50[loser] - floor_p50[winner]
+    sdk = gap - client - floors
+    if fixed_gap is not None:
+        base_name, http_minus_grpc = fixed_gap
+        fixed = http_minus_grpc if loser == "http" else -http_minus_grpc
+    else:
+        base_name, fixed = "", floors
+    server = floors - fixed
+    serialization = client + server
+    if abs(serialization) >= abs(fixed) + abs(sdk):
+        cause = "serialization"
+    elif abs(fixed) >= abs(sdk):
+        cause = "per-request overhead of the protocol and server"
+    else:
+        cause = "the client's own per-request overhead"
+    parts = [
+        f"mostly {cause}. Of the {gap:.0f} us p50 gap: client encode+decode {client:+.0f} us",
+    ]
+    if fixed_gap:
+        parts.append(
+            f"server-side parsing/serialization and bytes on the wire {server:+.0f} us "
+            f"(the floors' gap beyond the {fixed:+.0f} us they differ by on {base_name})"
+        )
+    parts.append(
+        f"per-request overhead of protocol and server {fixed:+.0f} us (floors: prebuilt "
+        f"bytes, no decoding; p50 {floor_p50[winner]:.0f} vs {floor_p50[loser]:.0f} us)"
+    )
+    parts.append(f"the SDK's transport beyond the floors {sdk:+.0f} us")
+    return "; ".join(parts)
