@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,7 +44,15 @@ from tfs_async._proto import (
 from tfs_async.codec.tensor import decode_tensor
 from tfs_async.errors import StatusCode, TFServingError
 from tfs_async.testing.json_reader import JsonSyntaxError, may_round_differently, parse_json
-from tfs_async.testing.json_writer import debug_string, format_float, format_floats, quote
+from tfs_async.testing.json_writer import (
+    CHUNK,
+    JsonTokens,
+    debug_string,
+    float_tokens,
+    format_float,
+    format_floats,
+    quote,
+)
 from tfs_async.testing.status import ServingStatus, invalid_argument, unimplemented
 
 __all__ = [
@@ -384,6 +393,110 @@ def _make_tensor(dtype: int, dims: Sequence[int], leaves: list[Any]) -> tensor_p
     return tensor
 
 
+@dataclass(frozen=True)
+class _DenseRule:
+    """Which JSON leaves a numeric DataType accepts, and how numpy holds them exactly."""
+
+    leaf_types: frozenset[type]
+    array_dtype: type[np.generic]
+    field: str
+    bounds: tuple[int, int] | None = None
+
+
+# Deeper nesting is read element by element (numpy stops at 64 dimensions).
+_MAX_DENSE_RANK = 32
+_NUMBERS = frozenset({int, float})
+_INTEGERS = frozenset({int})
+_DENSE_RULES: dict[int, _DenseRule] = {
+    _DT.DT_FLOAT: _DenseRule(_NUMBERS, np.float64, "float_val"),
+    _DT.DT_DOUBLE: _DenseRule(_NUMBERS, np.float64, "double_val"),
+    **{dtype: _DenseRule(_INTEGERS, np.int64, "int_val", _INT32_RANGE) for dtype in _INT32_FAMILY},
+    _DT.DT_INT64: _DenseRule(_INTEGERS, np.int64, "int64_val"),
+    _DT.DT_UINT32: _DenseRule(_INTEGERS, np.int64, "uint32_val", _UINT32_RANGE),
+    _DT.DT_UINT64: _DenseRule(_INTEGERS, np.uint64, "uint64_val"),
+    _DT.DT_BOOL: _DenseRule(frozenset({bool}), np.bool_, "bool_val"),
+}
+
+
+def _dense_values(value: Any, dtype: int) -> np.ndarray[Any, Any] | None:
+    """``value``'s leaves as one array, when :func:`_tensor_leaves` would accept them.
+
+    The vectorized reading of a big numeric tensor: the leaves' Python types are
+    collected at C speed (so a ``true`` among floats, or ``1.0`` among ints, is seen:
+    numpy itself would turn them into 1.0 and 1), then numpy builds the array with
+    the dtype's exact conversion, its shape must be the one TF infers from the first
+    elements, and integers must be in range. None means "read it element by
+    element": that path is the reference, and has TF's error messages.
+    """
+    rule = _DENSE_RULES.get(dtype)
+    if rule is None or not isinstance(value, list):
+        return None
+    dims = _dense_shape(value)
+    if len(dims) > _MAX_DENSE_RANK:
+        return None
+    leaves: Iterable[Any] = value
+    for _ in range(len(dims) - 1):
+        leaves = itertools.chain.from_iterable(leaves)
+    try:
+        leaf_types = set(map(type, leaves))
+    except TypeError:  # a number where a list should be
+        return None
+    if not leaf_types or not leaf_types <= rule.leaf_types:
+        return None
+    try:
+        array = np.array(value, dtype=rule.array_dtype)
+    except (ValueError, TypeError, OverflowError):  # ragged, or beyond the dtype
+        return None
+    if array.shape != tuple(dims):
+        return None
+    if rule.bounds is not None:
+        low, high = rule.bounds
+        if array.min() < low or array.max() > high:
+            return None
+    return array
+
+
+def _tensor_from_array(dtype: int, array: np.ndarray[Any, Any]) -> tensor_pb2.TensorProto:
+    """The tensor :func:`_make_tensor` builds, from :func:`_dense_values`' array."""
+    tensor = tensor_pb2.TensorProto(dtype=dtype)  # type: ignore[arg-type]
+    tensor.tensor_shape.SetInParent()
+    for size in array.shape:
+        tensor.tensor_shape.dim.add(size=size)
+    flat = array.reshape(-1)
+    if dtype == _DT.DT_FLOAT:
+        # GetFloat(): the double value cast to float (overflow -> inf, underflow -> 0).
+        with np.errstate(over="ignore", under="ignore"):
+            flat = flat.astype(np.float32)
+    field = getattr(tensor, _DENSE_RULES[dtype].field)
+    # In slices, so that the Python numbers exist only a slice at a time.
+    for start in range(0, flat.size, CHUNK):
+        field.extend(flat[start : start + CHUNK].tolist())
+    return tensor
+
+
+def _dense_instances(
+    instances: list[Any], input_dtypes: Mapping[str, int]
+) -> dict[str, tensor_pb2.TensorProto] | None:
+    """:func:`_tensors_from_instances` for well-formed numeric instances, or None."""
+    first = instances[0]
+    if not isinstance(first, dict):
+        if len(input_dtypes) != 1:
+            return None
+        ((name, dtype),) = input_dtypes.items()
+        array = _dense_values(instances, dtype)
+        return None if array is None else {name: _tensor_from_array(dtype, array)}
+    names = set(input_dtypes)
+    if not all(_is_element_object(item) and set(item) == names for item in instances):
+        return None
+    tensors = {}
+    for name in first:  # the element-by-element reading's order
+        array = _dense_values([item[name] for item in instances], input_dtypes[name])
+        if array is None:
+            return None
+        tensors[name] = _tensor_from_array(input_dtypes[name], array)
+    return tensors
+
+
 @dataclass
 class _Batched:
     """One named input accumulated over the ``instances`` list."""
@@ -419,9 +532,13 @@ def _is_element_object(value: Any) -> bool:
 
 
 def _tensors_from_instances(
-    instances: list[Any], input_dtypes: Mapping[str, int]
+    instances: list[Any], input_dtypes: Mapping[str, int], *, vectorized: bool
 ) -> dict[str, tensor_pb2.TensorProto]:
     """FillTensorMapFromInstancesList()."""
+    if vectorized:
+        dense = _dense_instances(instances, input_dtypes)
+        if dense is not None:
+            return dense
     if not isinstance(instances[0], dict) and len(input_dtypes) > 1:
         raise invalid_argument(
             "instances is a plain list, but expecting list of objects as multiple input"
@@ -471,7 +588,7 @@ def _tensors_from_instances(
 
 
 def _tensors_from_inputs(
-    inputs: Any, input_dtypes: Mapping[str, int]
+    inputs: Any, input_dtypes: Mapping[str, int], *, vectorized: bool
 ) -> dict[str, tensor_pb2.TensorProto]:
     """FillTensorMapFromInputsMap()."""
     if not isinstance(inputs, dict) or _b64_object(inputs):
@@ -489,6 +606,11 @@ def _tensors_from_inputs(
             named[name] = inputs[name]
     tensors = {}
     for name, value in named.items():
+        # Inputs are read one after another, so each may take either path.
+        array = _dense_values(value, input_dtypes[name]) if vectorized else None
+        if array is not None:
+            tensors[name] = _tensor_from_array(input_dtypes[name], array)
+            continue
         dims = _dense_shape(value)
         leaves = _tensor_leaves(value, dims, input_dtypes[name])
         tensors[name] = _make_tensor(input_dtypes[name], dims, leaves)
@@ -496,7 +618,7 @@ def _tensors_from_inputs(
 
 
 def predict_inputs_from_json(
-    body: PredictBody, input_dtypes: Mapping[str, int]
+    body: PredictBody, input_dtypes: Mapping[str, int], *, vectorized: bool = True
 ) -> tuple[dict[str, tensor_pb2.TensorProto], PredictFormat]:
     """Step 5 of a REST predict: ``instances`` / ``inputs`` -> typed input tensors.
 
@@ -504,6 +626,10 @@ def predict_inputs_from_json(
     client never sends dtypes). Returns the tensors, in typed ``*_val`` form with
     their shapes, and the request format (``"row"`` or ``"columnar"``), which decides
     the response layout.
+
+    Dense numeric inputs are read with numpy; anything else (and everything with
+    ``vectorized=False``) element by element, as TF Serving does. Both readings give
+    the same tensors, and errors always come from the element-by-element one.
 
     >>> body = parse_predict_body(b'{"inputs": {"a": [[1, 2]], "b": "s", "extra": 0}}')
     >>> tensors, fmt = predict_inputs_from_json(body, {"a": 9, "b": 7})  # int64, string
@@ -530,9 +656,10 @@ def predict_inputs_from_json(
             raise _format_error(document, "Expecting 'instances' to be an list/array")
         if not instances:
             raise _format_error(document, "No values in 'instances' array")
-        return _tensors_from_instances(instances, input_dtypes), "row"
+        return _tensors_from_instances(instances, input_dtypes, vectorized=vectorized), "row"
     if "inputs" in document:
-        return _tensors_from_inputs(document["inputs"], input_dtypes), "columnar"
+        tensors = _tensors_from_inputs(document["inputs"], input_dtypes, vectorized=vectorized)
+        return tensors, "columnar"
     raise invalid_argument("Missing 'inputs' or 'instances' key")
 
 
@@ -635,36 +762,123 @@ def _dims(tensor: tensor_pb2.TensorProto) -> list[int]:
     return [max(int(d.size), 0) for d in tensor.tensor_shape.dim]
 
 
-def _tokens(name: str, tensor: tensor_pb2.TensorProto) -> list[str]:
-    """Each value of ``tensor`` as JSON text (AddSingleValueAndAdvance()).
+def _values(name: str, tensor: tensor_pb2.TensorProto) -> np.ndarray[Any, Any]:
+    """``tensor``'s values, flat, for writing; empty when its shape holds none.
 
     Values are decoded with the codec, so typed ``*_val`` fields (TF Serving's
     default) and ``tensor_content`` both work.
     """
-    count = math.prod(_dims(tensor))
-    if count == 0:
-        return []
-    dtype = tensor.dtype
-    if dtype not in _JSON_OUTPUT_DTYPES:
+    if math.prod(_dims(tensor)) == 0:
+        return np.empty(0)
+    if tensor.dtype not in _JSON_OUTPUT_DTYPES:
         raise invalid_argument(
-            f"Failed to write JSON value for tensor type: {datatype_string(dtype)}"
+            f"Failed to write JSON value for tensor type: {datatype_string(tensor.dtype)}"
         )
     try:
-        values = decode_tensor(tensor, name=name, copy=False).reshape(-1)
+        return decode_tensor(tensor, name=name, copy=False).reshape(-1)
     except TFServingError as exc:
         raise invalid_argument(exc.message) from None
+
+
+def _string_texts(name: str, values: np.ndarray[Any, Any]) -> list[str]:
+    # TF Serving writes outputs whose name ends in "_bytes" as base64 objects.
+    if name.endswith("_bytes"):
+        return [
+            '{"b64": "' + base64.b64encode(bytes(v)).decode("ascii") + '"}' for v in values.tolist()
+        ]
+    return [quote(bytes(v).decode("utf-8", "surrogateescape")) for v in values.tolist()]
+
+
+def _tokens(name: str, tensor: tensor_pb2.TensorProto) -> list[str]:
+    """Each value of ``tensor`` as JSON text, one at a time (AddSingleValueAndAdvance())."""
+    values = _values(name, tensor)
+    if not values.size:
+        return []
+    dtype = tensor.dtype
     if dtype in (_DT.DT_FLOAT, _DT.DT_DOUBLE):
-        return format_floats(values)
+        double = dtype == _DT.DT_DOUBLE
+        return [format_float(v, double=double) for v in values.tolist()]
     if dtype == _DT.DT_BOOL:
         return ["true" if v else "false" for v in values.tolist()]
     if dtype == _DT.DT_STRING:
-        if name.endswith("_bytes"):
-            return [
-                '{"b64": "' + base64.b64encode(bytes(v)).decode("ascii") + '"}'
-                for v in values.tolist()
-            ]
-        return [quote(bytes(v).decode("utf-8", "surrogateescape")) for v in values.tolist()]
+        return _string_texts(name, values)
     return [str(v) for v in values.tolist()]
+
+
+def _json_tokens(name: str, tensor: tensor_pb2.TensorProto) -> JsonTokens:
+    """:func:`_tokens` as one :class:`JsonTokens`, built with numpy; needs values."""
+    values = _values(name, tensor)
+    dtype = tensor.dtype
+    if dtype in (_DT.DT_FLOAT, _DT.DT_DOUBLE):
+        return float_tokens(values)
+    if dtype == _DT.DT_BOOL:
+        return JsonTokens(("false", "true"), values.astype(np.intp), None)
+    zeros = np.zeros(values.size, dtype=np.intp)
+    if dtype == _DT.DT_STRING:
+        return JsonTokens(("%s",), zeros, _string_texts(name, values))
+    return JsonTokens(("%d",), zeros, values.tolist())
+
+
+@dataclass(frozen=True)
+class _Level:
+    """How one nesting level of an array is written."""
+
+    opening: str
+    separator: str
+    closing: str
+
+
+_SINGLE_LINE = _Level("[", ", ", "]")
+# Joins row items so that they can be split apart again: no value text holds a NUL
+# (string values escape it).
+_ITEM_BREAK = _Level("", "\x00", "")
+
+
+def _pretty_levels(rank: int, depth: int) -> list[_Level]:
+    """PrettyWriter's default layout, one element per line, for an array at ``depth``."""
+    return [
+        _Level(
+            "[\n" + "    " * (depth + level + 1),
+            ",\n" + "    " * (depth + level + 1),
+            "\n" + "    " * (depth + level) + "]",
+        )
+        for level in range(rank)
+    ]
+
+
+def _render(tokens: JsonTokens, dims: Sequence[int], levels: Sequence[_Level]) -> list[str]:
+    """The nested array text of ``tokens`` (shape ``dims``, at least one value), in parts.
+
+    What follows element ``i`` depends only on how many innermost arrays it closes,
+    so it is picked from a small table with numpy, and each slice of elements is one
+    template formatted with one ``%``: no per-element Python code.
+    """
+    rank = len(dims)
+    # tails[c]: the text after an element that closes c arrays (c == rank: the last).
+    tails = [
+        "".join(levels[rank - 1 - j].closing for j in range(closed))
+        + levels[rank - 1 - closed].separator
+        + "".join(levels[j].opening for j in range(rank - closed, rank))
+        for closed in range(rank)
+    ]
+    tails.append("".join(levels[j].closing for j in reversed(range(rank))))
+    count = tokens.kinds.size
+    closes = np.zeros(count, dtype=np.intp)
+    block = 1
+    for size in reversed(dims):
+        block *= size
+        closes[block - 1 :: block] += 1
+    table = np.array([spec + tail for spec in tokens.specs for tail in tails], dtype=object)
+    parts = ["".join(level.opening for level in levels)]
+    # In slices, so that no Python list holds every element's text at once.
+    for start in range(0, count, CHUNK):
+        stop = min(start + CHUNK, count)
+        index = tokens.kinds[start:stop] * len(tails) + closes[start:stop]
+        template = "".join(table[index].tolist())
+        if tokens.args is not None:
+            template %= tokens.arguments(start, stop)
+        parts.append(template)
+    return parts
 
 
 def _nest(tokens: list[str], dims: Sequence[int], depth: int | None = None) -> list[str]:
@@ -693,36 +907,56 @@ def _nest(tokens: list[str], dims: Sequence[int], depth: int | None = None) -> l
     return groups
 
 
-def _encode(text: str) -> bytes:
+def _encode(parts: Sequence[str]) -> bytes:
     # Request bytes come back through surrogateescape; any other stray surrogate is
-    # not encodable and is replaced rather than failing the response.
+    # not encodable and is replaced (everywhere) rather than failing the response.
     try:
-        return text.encode("utf-8", "surrogateescape")
+        return b"".join(part.encode("utf-8", "surrogateescape") for part in parts)
     except UnicodeEncodeError:
-        return text.encode("utf-8", "replace")
+        return b"".join(part.encode("utf-8", "replace") for part in parts)
 
 
-def _document(key: str, value: str) -> bytes:
-    return _encode("{\n    " + quote(key) + ": " + value + "\n}")
+def _document(key: str, *value: str) -> bytes:
+    """``{"key": value}`` as TF Serving writes it; ``value`` may come in parts."""
+    return _encode(["{\n    " + quote(key) + ": ", *value, "\n}"])
 
 
-def predict_outputs_to_json(outputs: Mapping[str, tensor_pb2.TensorProto], fmt: str) -> bytes:
+def predict_outputs_to_json(
+    outputs: Mapping[str, tensor_pb2.TensorProto], fmt: str, *, vectorized: bool = True
+) -> bytes:
     """MakeJsonFromTensors(): predict outputs -> ``{"predictions": ...}`` / ``{"outputs": ...}``.
 
     ``fmt`` is the request's format. One output is written unnamed; several are
     written by name (row: one object per batch item). Row format needs every output
     to have the same leading (batch) dimension.
+
+    Values are laid out with numpy and formatted with one ``%`` per output;
+    ``vectorized=False`` writes them one at a time instead. The bytes are the same.
     """
     if not outputs:
         raise invalid_argument("Cannot convert empty tensor map to JSON")
     if fmt == "row":
-        return _row_json(outputs)
+        return _row_json(outputs, vectorized)
     if fmt == "columnar":
-        return _columnar_json(outputs)
+        return _columnar_json(outputs, vectorized)
     raise invalid_argument("Invalid request format")
 
 
-def _row_json(outputs: Mapping[str, tensor_pb2.TensorProto]) -> bytes:
+def _row_items(
+    name: str, tensor: tensor_pb2.TensorProto, batch: int, vectorized: bool
+) -> list[str]:
+    """One single-line JSON text per batch item of ``tensor``."""
+    dims = _dims(tensor)
+    if vectorized and 0 not in dims:
+        levels = [_ITEM_BREAK] + [_SINGLE_LINE] * (len(dims) - 1)
+        return "".join(_render(_json_tokens(name, tensor), dims, levels)).split("\x00")
+    tokens = _tokens(name, tensor) if batch else []
+    if len(dims) == 1:
+        return tokens
+    return _nest(tokens, dims[1:]) if tokens else _nest([], dims[1:]) * batch
+
+
+def _row_json(outputs: Mapping[str, tensor_pb2.TensorProto], vectorized: bool) -> bytes:
     batch = -1
     for name, tensor in outputs.items():
         dims = _dims(tensor)
@@ -733,15 +967,14 @@ def _row_json(outputs: Mapping[str, tensor_pb2.TensorProto]) -> bytes:
                 f"Tensor name: {name} has inconsistent batch size: {dims[0]} expecting: {batch}"
             )
         batch = dims[0]
-    # Per output: one JSON text per batch item.
-    items: dict[str, list[str]] = {}
-    for name, tensor in outputs.items():
+    if vectorized and len(outputs) == 1:
+        ((name, tensor),) = outputs.items()
         dims = _dims(tensor)
-        tokens = _tokens(name, tensor) if batch else []
-        if len(dims) == 1:
-            items[name] = tokens
-        else:
-            items[name] = _nest(tokens, dims[1:]) if tokens else _nest([], dims[1:]) * batch
+        if 0 not in dims:
+            # Items are written single-line; the closing bracket goes on its own line.
+            levels = [_Level("[", ", ", "\n    ]")] + [_SINGLE_LINE] * (len(dims) - 1)
+            return _document("predictions", *_render(_json_tokens(name, tensor), dims, levels))
+    items = {name: _row_items(name, tensor, batch, vectorized) for name, tensor in outputs.items()}
     if len(outputs) == 1:
         # Items are written single-line; the closing bracket goes on its own line.
         rows = next(iter(items.values()))
@@ -757,18 +990,27 @@ def _row_json(outputs: Mapping[str, tensor_pb2.TensorProto]) -> bytes:
     return _document("predictions", "[\n        " + ",\n        ".join(objects) + "\n    ]")
 
 
-def _columnar_json(outputs: Mapping[str, tensor_pb2.TensorProto]) -> bytes:
+def _columnar_text(
+    name: str, tensor: tensor_pb2.TensorProto, depth: int, vectorized: bool
+) -> list[str]:
+    dims = _dims(tensor)
+    if vectorized and 0 not in dims:
+        return _render(_json_tokens(name, tensor), dims, _pretty_levels(len(dims), depth))
+    tokens = _tokens(name, tensor)
+    return [_nest(tokens, dims, depth)[0] if dims else tokens[0]]
+
+
+def _columnar_json(outputs: Mapping[str, tensor_pb2.TensorProto], vectorized: bool) -> bytes:
     # Columnar output keeps PrettyWriter's default layout: one array element per line.
-    depth = 1 if len(outputs) == 1 else 2
-    values: dict[str, str] = {}
-    for name, tensor in outputs.items():
-        dims = _dims(tensor)
-        tokens = _tokens(name, tensor)
-        values[name] = _nest(tokens, dims, depth)[0] if dims else tokens[0]
     if len(outputs) == 1:
-        return _document("outputs", next(iter(values.values())))
-    members = ",\n        ".join(quote(name) + ": " + text for name, text in values.items())
-    return _document("outputs", "{\n        " + members + "\n    }")
+        ((name, tensor),) = outputs.items()
+        return _document("outputs", *_columnar_text(name, tensor, 1, vectorized))
+    parts = ["{"]
+    for index, (name, tensor) in enumerate(outputs.items()):
+        parts.append(("\n        " if index == 0 else ",\n        ") + quote(name) + ": ")
+        parts += _columnar_text(name, tensor, 2, vectorized)
+    parts.append("\n    }")
+    return _document("outputs", *parts)
 
 
 def classification_result_to_json(result: classification_pb2.ClassificationResult) -> bytes:

@@ -206,8 +206,9 @@ class RestService:
         request.model_spec.signature_name = signature_name
         for alias, tensor in tensors.items():
             request.inputs[alias].CopyFrom(tensor)
-        # The JSON writer reads typed *_val fields, so REST always asks for them.
-        response = await self._core.predict(request, timeout=self._timeout, tensor_content=False)
+        # TF's writer reads the typed *_val fields; ours reads either form and writes the
+        # same bytes, and tensor_content skips building then re-reading the typed fields.
+        response = await self._core.predict(request, timeout=self._timeout, tensor_content=True)
         return json_tensor.predict_outputs_to_json(response.outputs, fmt)
 
     async def _classify_regress(self, route: RestRoute, body: bytes) -> bytes:
