@@ -171,3 +171,48 @@ def test_copy_false_gives_views_into_the_response() -> None:
     assert_same_array(view, y)
     assert not view.flags.writeable  # a view into immutable bytes
     assert np.shares_memory(view, np.frombuffer(data, np.uint8))
+
+
+def _response(outputs: dict[str, np.ndarray], *, as_content: bool = True) -> bytes:
+    resp = predict_pb2.PredictResponse()
+    resp.model_spec.name = "m"
+    resp.model_spec.version.value = 7
+    for name, arr in outputs.items():
+        resp.outputs[name].CopyFrom(encode_tensor(arr, as_content=as_content))
+    return resp.SerializeToString()
+
+
+def test_repeated_layouts_read_each_responses_own_values() -> None:
+    # Responses of one model and shape share their layout; the values must still be each one's.
+    first = decode_predict_response(_response({"y": np.full((2, 3), 1.0, np.float32)}))
+    second = decode_predict_response(_response({"y": np.full((2, 3), 2.0, np.float32)}))
+    assert_same_array(first["y"], np.full((2, 3), 1.0, np.float32))
+    assert_same_array(second["y"], np.full((2, 3), 2.0, np.float32))
+    assert second.model == ModelSpec("m", version=7)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"z": np.zeros((2, 3), np.float32)},  # same size, another output name
+        {"y": np.zeros((3, 2), np.float32)},  # same size, another shape
+        {"y": np.zeros((2, 3), np.int32)},  # same size, another dtype
+        {"y": np.zeros((2, 2), np.float64)},  # another size
+    ],
+    ids=["name", "shape", "dtype", "size"],
+)
+def test_a_different_layout_is_parsed_afresh(other: dict[str, np.ndarray]) -> None:
+    decode_predict_response(_response({"y": np.ones((2, 3), np.float32)}))
+    result = decode_predict_response(_response(other))
+    assert set(result) == set(other)
+    for name, arr in other.items():
+        assert_same_array(result[name], arr)
+
+
+def test_layouts_with_several_outputs_keep_them_apart() -> None:
+    outputs = {"a": np.arange(4, dtype=np.float32), "b": np.arange(3, dtype=np.int64)}
+    for scale in (1, 5):
+        scaled = {k: v * scale for k, v in outputs.items()}
+        result = decode_predict_response(_response(scaled))
+        for name, arr in scaled.items():
+            assert_same_array(result[name], arr)

@@ -19,9 +19,10 @@ byte range with one copy; other outputs go through protobuf and
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -124,6 +125,44 @@ def _tensor_parts(name: str, value: Any) -> tuple[list[bytes | memoryview], int]
     return [head], len(head)
 
 
+# Native-order numeric dtypes whose buffer goes on the wire as is (a little-endian host).
+_WIRE_READY: dict[np.dtype[Any], int] = (
+    {
+        np.dtype(t): dtypes.to_datatype(np.dtype(t))
+        for t in (
+            np.float16,
+            np.float32,
+            np.float64,
+            np.int8,
+            np.int16,
+            np.int32,
+            np.int64,
+            np.uint8,
+            np.uint16,
+            np.uint32,
+            np.uint64,
+            np.bool_,
+            np.complex64,
+            np.complex128,
+        )
+    }
+    if sys.byteorder == "little"
+    else {}
+)
+
+
+@lru_cache(maxsize=1024)
+def _input_prefix(name: str, datatype: int, shape: tuple[int, ...], size: int) -> bytes:
+    """Everything of one ``inputs`` map entry that precedes the array's bytes."""
+    head = _tensor_head(datatype, shape)
+    if size:
+        head += _TAG_CONTENT + _varint(size)
+    key = name.encode("utf-8")
+    tensor_len = len(head) + size
+    entry_head = _TAG_ENTRY_KEY + _varint(len(key)) + key + _TAG_ENTRY_VALUE + _varint(tensor_len)
+    return _TAG_INPUT + _varint(len(entry_head) + tensor_len) + entry_head + head
+
+
 def encode_predict_request(
     model: ModelSpec, inputs: Mapping[str, Any], output_filter: Sequence[str] = ()
 ) -> bytes:
@@ -145,6 +184,14 @@ def encode_predict_request(
             raise InvalidInputError(
                 f"input names must be str, got {name!r}", expected="str input names"
             )
+        if type(value) is np.ndarray and value.flags.c_contiguous:
+            datatype = _WIRE_READY.get(value.dtype)
+            if datatype is not None:
+                # The common case: a native numeric array, sent from its own buffer.
+                parts.append(_input_prefix(name, datatype, value.shape, value.nbytes))
+                if value.nbytes:
+                    parts.append(value.data)
+                continue
         tensor, tensor_len = _tensor_parts(name, value)
         key = name.encode("utf-8")
         # map entry: {string key = 1; TensorProto value = 2}
@@ -255,10 +302,19 @@ def _shape_of(raw: bytes) -> tuple[int, ...] | None:
     return _shape_at(raw, 0, len(raw))
 
 
-def _fast_tensor(
-    buf: _Buffer, pos: int, end: int, name: str, copy: bool
-) -> npt.NDArray[Any] | None:
-    """The tensor in buf[pos:end] read in place, or None where protobuf must do it."""
+class _Plan(NamedTuple):
+    """Where one output's payload lies in a response and how to read it."""
+
+    name: str
+    start: int
+    stop: int
+    item: np.dtype[Any]  # the payload's element type on the wire
+    dtype: np.dtype[Any]  # the array's dtype
+    shape: tuple[int, ...]
+
+
+def _fast_plan(buf: _Buffer, pos: int, end: int, name: str) -> _Plan | None:
+    """How to read the tensor in buf[pos:end] in place, or None where protobuf must do it."""
     datatype = 0
     shape: tuple[int, ...] | None = ()
     item: np.dtype[Any] | None = None
@@ -291,19 +347,58 @@ def _fast_tensor(
         item = wire
     elif item.kind != wire.kind or item.itemsize != wire.itemsize:
         return None
-    count = math.prod(shape)
-    if stop - start != count * item.itemsize:
+    if stop - start != math.prod(shape) * item.itemsize:
         return None  # a size mismatch or the fill rule: the general path says which
-    # The one copy: from the received bytes into an array the caller owns.
+    return _Plan(name, start, stop, item, dtype, shape)
+
+
+def _read_planned(buf: _Buffer, plan: _Plan, copy: bool) -> npt.NDArray[Any]:
     arr: npt.NDArray[Any]
     if copy:
-        # Copied as bytes: the payload sits at any offset, and numpy copies unaligned
-        # typed data element by element but plain bytes with memcpy.
-        raw = np.frombuffer(buf, dtype=np.uint8, count=stop - start, offset=start).copy()
-        arr = raw.view(item).reshape(shape)
+        # The one copy, from the received bytes into an array the caller owns. Copied
+        # as bytes: the payload sits at any offset, and numpy copies unaligned typed
+        # data element by element but plain bytes with memcpy.
+        raw = np.frombuffer(buf, dtype=np.uint8, count=plan.stop - plan.start, offset=plan.start)
+        arr = raw.copy().view(plan.item).reshape(plan.shape)
     else:
-        arr = np.frombuffer(buf, dtype=item, count=count, offset=start).reshape(shape)
-    return arr if item == dtype else arr.astype(dtype)
+        count = (plan.stop - plan.start) // plan.item.itemsize
+        arr = np.frombuffer(buf, dtype=plan.item, count=count, offset=plan.start)
+        arr = arr.reshape(plan.shape)
+    return arr if plan.item == plan.dtype else arr.astype(plan.dtype)
+
+
+class _Layout(NamedTuple):
+    """A response's structure: every byte outside the payloads, and the payloads' plans.
+
+    Two responses of the same length whose bytes outside the payloads are equal
+    parse the same way (only those bytes steer the parse), so the next response
+    from the same model and shape is read without walking its fields again.
+    """
+
+    size: int
+    gaps: tuple[tuple[int, bytes], ...]  # (offset, bytes) of each stretch between payloads
+    plans: tuple[_Plan, ...]
+    model: ModelSpec | None
+
+    def matches(self, buf: _Buffer) -> bool:
+        return len(buf) == self.size and all(
+            buf[offset : offset + len(gap)] == gap for offset, gap in self.gaps
+        )
+
+
+def _layout_of(buf: _Buffer, plans: list[_Plan], model: ModelSpec | None) -> _Layout:
+    gaps = []
+    pos = 0
+    for plan in sorted(plans, key=lambda p: p.start):
+        gaps.append((pos, bytes(buf[pos : plan.start])))
+        pos = plan.stop
+    gaps.append((pos, bytes(buf[pos:])))
+    return _Layout(len(buf), tuple(gaps), tuple(plans), model)
+
+
+# The last response layout seen (one model and shape answering again and again is
+# the common case); replaced, never mutated, so concurrent readers see a whole one.
+_last_layout: _Layout | None = None
 
 
 def decode_predict_response(
@@ -318,22 +413,36 @@ def decode_predict_response(
     are decoded by protobuf and :func:`~tfs_async.codec.tensor.decode_tensor`.
     Malformed data raises :class:`ResponseDecodeError`.
     """
+    global _last_layout
     buf: _Buffer = data if isinstance(data, (bytes, bytearray)) else memoryview(data).cast("B")
+    layout = _last_layout
+    if layout is not None and layout.matches(buf):
+        return PredictResult(
+            {plan.name: _read_planned(buf, plan, copy) for plan in layout.plans},
+            model=layout.model,
+        )
     outputs: dict[str, npt.NDArray[Any]] = {}
+    plans: list[_Plan] | None = []
     model: ModelSpec | None = None
     pos, end = 0, len(buf)
     try:
         while pos < end:
             field, wire_type, value, pos = _field_at(buf, pos, end)
             if field == 1 and wire_type == _LEN:
-                name, array = _decode_output(buf, value, pos, copy)
+                name, plan, array = _decode_output(buf, value, pos, copy)
                 outputs[name] = array
+                if plan is None or plans is None or name in {p.name for p in plans}:
+                    plans = None  # not all in place (or a repeated name): no layout
+                else:
+                    plans.append(plan)
             elif field == 2 and wire_type == _LEN:
                 model = _model_spec(bytes(buf[value:pos]))
     except _Malformed:
         raise ResponseDecodeError(
             "PredictResponse is truncated or not a protobuf message"
         ) from None
+    if plans:
+        _last_layout = _layout_of(buf, plans, model)
     return PredictResult(outputs, model=model)
 
 
@@ -346,7 +455,9 @@ def _model_spec(raw: bytes) -> ModelSpec | None:
         raise ResponseDecodeError(f"PredictResponse model_spec does not parse: {exc}") from None
 
 
-def _decode_output(buf: _Buffer, pos: int, end: int, copy: bool) -> tuple[str, npt.NDArray[Any]]:
+def _decode_output(
+    buf: _Buffer, pos: int, end: int, copy: bool
+) -> tuple[str, _Plan | None, npt.NDArray[Any]]:
     name = ""
     tensor: tuple[int, int] | None = None
     while pos < end:
@@ -359,18 +470,18 @@ def _decode_output(buf: _Buffer, pos: int, end: int, copy: bool) -> tuple[str, n
         elif field == 2 and wire_type == _LEN:
             tensor = (value, pos)
     if tensor is None:
-        return name, decode_tensor(tensor_pb2.TensorProto(), name=name)
+        return name, None, decode_tensor(tensor_pb2.TensorProto(), name=name)
     start, stop = tensor
-    fast = _fast_tensor(buf, start, stop, name, copy)
-    if fast is not None:
-        return name, fast
+    plan = _fast_plan(buf, start, stop, name)
+    if plan is not None:
+        return name, plan, _read_planned(buf, plan, copy)
     try:
         proto = tensor_pb2.TensorProto.FromString(bytes(buf[start:stop]))
     except Exception as exc:  # protobuf's DecodeError
         raise ResponseDecodeError(
             f"output {name!r} does not parse as a TensorProto: {exc}"
         ) from None
-    return name, decode_tensor(proto, name=name)
+    return name, None, decode_tensor(proto, name=name)
 
 
 def decode_predict_response_proto(response: predict_pb2.PredictResponse) -> PredictResult:
