@@ -6,6 +6,14 @@ from pathlib import Path
 
 import pytest
 import tfs_reference
+from hypothesis import HealthCheck, settings
+
+# Properties here check behaviour, not speed: on a loaded 2-core machine a per-example
+# deadline or the too-slow health check would fail a run for timing alone.
+settings.register_profile(
+    "tfs_async", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("tfs_async")
 
 
 @pytest.fixture(scope="session")
