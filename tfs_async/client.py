@@ -30,7 +30,13 @@ from tfs_async.errors import (
     NotFoundError,
     UnavailableError,
 )
-from tfs_async.options import ClientOptions, MetadataLike, TLSConfig, normalize_metadata
+from tfs_async.options import (
+    DEFAULT_TIMEOUT,
+    ClientOptions,
+    MetadataLike,
+    TLSConfig,
+    normalize_metadata,
+)
 from tfs_async.retry import RetryBudget, RetryPolicy, call_with_retries
 from tfs_async.transport.base import CallOptions, Transport
 from tfs_async.types import (
@@ -150,7 +156,8 @@ class Client:
     Args:
         target: a target string (see :func:`transport_for`) or a :class:`Transport`.
             A transport given here is closed with the client.
-        timeout: default seconds per call, all retries included (``None``: no deadline).
+        timeout: default seconds per call, all retries included (default 60, so that a
+            stalled server cannot hang a caller forever; ``None``: no deadline).
         max_retries: default retries after a failed attempt (see :mod:`tfs_async.retry`).
         retry: which failures are retried and how long to wait between attempts.
         validate: check inputs against the model's metadata (cached) before sending.
@@ -171,7 +178,7 @@ class Client:
         self,
         target: str | Transport,
         *,
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         retry: RetryPolicy | None = None,
         validate: bool = False,

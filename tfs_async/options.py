@@ -17,7 +17,7 @@ from typing import Any
 
 from tfs_async.retry import RetryPolicy
 
-__all__ = ["ClientOptions", "MetadataLike", "TLSConfig", "normalize_metadata"]
+__all__ = ["DEFAULT_TIMEOUT", "ClientOptions", "MetadataLike", "TLSConfig", "normalize_metadata"]
 
 # Call metadata (gRPC) / headers (HTTP): a mapping or (key, value) pairs.
 MetadataLike = Mapping[str, str] | Sequence[tuple[str, str]]
@@ -38,12 +38,17 @@ def normalize_metadata(metadata: MetadataLike | None) -> tuple[tuple[str, str], 
     return tuple((str(k).lower(), str(v)) for k, v in items)
 
 
+#: seconds a call may take, all attempts included, unless told otherwise
+DEFAULT_TIMEOUT = 60.0
+
+
 @dataclass(frozen=True)
 class ClientOptions:
     """What every call of a client uses unless the call says otherwise.
 
     Attributes:
-        timeout: seconds for the whole call, all attempts included; ``None``: no deadline.
+        timeout: seconds for the whole call, all attempts included (default 60);
+            ``None``: no deadline.
         max_retries: retries after the first attempt (0 disables retries).
         retry: which failures are retried and how (see :mod:`tfs_async.retry`).
         validate: check inputs against the model's metadata before sending.
@@ -53,7 +58,7 @@ class ClientOptions:
         compress: gzip request bodies (HTTP) / gzip call compression (gRPC).
     """
 
-    timeout: float | None = None
+    timeout: float | None = DEFAULT_TIMEOUT
     max_retries: int = 2
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     validate: bool = False

@@ -71,7 +71,7 @@ def test_invalid_options_are_refused(kwargs: dict[str, float]) -> None:
 
 def test_defaults() -> None:
     options = ClientOptions()
-    assert options.timeout is None
+    assert options.timeout == 60.0  # a stalled server never hangs a caller forever
     assert options.max_retries == 2
     assert options.retry == RetryPolicy()
     assert not options.validate

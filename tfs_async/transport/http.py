@@ -267,8 +267,9 @@ class HttpTransport(Transport):
                 data = await response.read()
                 status = response.status
         except asyncio.TimeoutError as error:
+            limit = "in time" if options.timeout is None else f"within {options.timeout:.3g} s"
             raise DeadlineExceededError(
-                f"{method} {url}: no answer within {options.timeout} s", model=model
+                f"{method} {url}: no answer {limit}", model=model
             ) from error
         except aiohttp.ClientError as error:
             raise ConnectionFailedError(
