@@ -105,26 +105,6 @@ def _tensor_head(datatype: int, shape: tuple[int, ...]) -> bytes:
     return _TAG_DTYPE + _varint(datatype) + _TAG_SHAPE + _varint(len(shape_bytes)) + shape_bytes
 
 
-def _tensor_parts(name: str, value: Any) -> tuple[list[bytes | memoryview], int]:
-    """A TensorProto's wire bytes as parts (headers and the array's own buffer) and their size."""
-    arr = to_array(value, name=name)
-    datatype = dtypes.to_datatype(arr.dtype, name=name)
-    if datatype == _STRING:
-        body = encode_tensor(arr, name=name).SerializeToString()
-        return [body], len(body)
-    # A view when already little-endian and C-contiguous; else the one copy needed.
-    arr = arr.astype(le_dtype(arr.dtype), order="C", copy=False)
-    head = _tensor_head(datatype, arr.shape)
-    size = arr.nbytes
-    if size:
-        head += _TAG_CONTENT + _varint(size)
-        # C-contiguous, so join reads the buffer as bytes; extension dtypes (bfloat16)
-        # export no buffer format of their own, so go through a uint8 view.
-        payload = arr.data if arr.dtype.isbuiltin == 1 else arr.reshape(-1).view(np.uint8).data
-        return [head, payload], len(head) + size
-    return [head], len(head)
-
-
 # Native-order numeric dtypes whose buffer goes on the wire as is (a little-endian host).
 _WIRE_READY: dict[np.dtype[Any], int] = (
     {
@@ -151,16 +131,44 @@ _WIRE_READY: dict[np.dtype[Any], int] = (
 )
 
 
+def _entry_head(name: str, tensor_len: int) -> bytes:
+    """One ``inputs`` map entry up to its TensorProto: {string key = 1; TensorProto value = 2}."""
+    key = name.encode("utf-8")
+    entry_head = _TAG_ENTRY_KEY + _varint(len(key)) + key + _TAG_ENTRY_VALUE + _varint(tensor_len)
+    return _TAG_INPUT + _varint(len(entry_head) + tensor_len) + entry_head
+
+
 @lru_cache(maxsize=1024)
 def _input_prefix(name: str, datatype: int, shape: tuple[int, ...], size: int) -> bytes:
-    """Everything of one ``inputs`` map entry that precedes the array's bytes."""
+    """Everything of one numeric ``inputs`` map entry that precedes the array's bytes."""
     head = _tensor_head(datatype, shape)
     if size:
         head += _TAG_CONTENT + _varint(size)
-    key = name.encode("utf-8")
-    tensor_len = len(head) + size
-    entry_head = _TAG_ENTRY_KEY + _varint(len(key)) + key + _TAG_ENTRY_VALUE + _varint(tensor_len)
-    return _TAG_INPUT + _varint(len(entry_head) + tensor_len) + entry_head + head
+    return _entry_head(name, len(head) + size) + head
+
+
+def _input_parts(name: str, value: Any) -> list[bytes | memoryview]:
+    """One ``inputs`` map entry as parts: headers, then the array's own buffer."""
+    if type(value) is np.ndarray and value.flags.c_contiguous:
+        datatype = _WIRE_READY.get(value.dtype)
+        if datatype is not None:
+            # The common case: a native numeric array, sent from its own buffer.
+            prefix = _input_prefix(name, datatype, value.shape, value.nbytes)
+            return [prefix, value.data] if value.nbytes else [prefix]
+    arr = to_array(value, name=name)
+    datatype = dtypes.to_datatype(arr.dtype, name=name)
+    if datatype == _STRING:
+        body = encode_tensor(arr, name=name).SerializeToString()
+        return [_entry_head(name, len(body)), body]
+    # A view when already little-endian and C-contiguous; else the one copy needed.
+    arr = arr.astype(le_dtype(arr.dtype), order="C", copy=False)
+    prefix = _input_prefix(name, datatype, arr.shape, arr.nbytes)
+    if not arr.nbytes:
+        return [prefix]
+    # C-contiguous, so join reads the buffer as bytes; extension dtypes (bfloat16)
+    # export no buffer format of their own, so go through a uint8 view.
+    payload = arr.data if arr.dtype.isbuiltin == 1 else arr.reshape(-1).view(np.uint8).data
+    return [prefix, payload]
 
 
 def encode_predict_request(
@@ -184,22 +192,7 @@ def encode_predict_request(
             raise InvalidInputError(
                 f"input names must be str, got {name!r}", expected="str input names"
             )
-        if type(value) is np.ndarray and value.flags.c_contiguous:
-            datatype = _WIRE_READY.get(value.dtype)
-            if datatype is not None:
-                # The common case: a native numeric array, sent from its own buffer.
-                parts.append(_input_prefix(name, datatype, value.shape, value.nbytes))
-                if value.nbytes:
-                    parts.append(value.data)
-                continue
-        tensor, tensor_len = _tensor_parts(name, value)
-        key = name.encode("utf-8")
-        # map entry: {string key = 1; TensorProto value = 2}
-        entry_head = (
-            _TAG_ENTRY_KEY + _varint(len(key)) + key + _TAG_ENTRY_VALUE + _varint(tensor_len)
-        )
-        parts.append(_TAG_INPUT + _varint(len(entry_head) + tensor_len) + entry_head)
-        parts.extend(tensor)
+        parts.extend(_input_parts(name, value))
     for out in output_filter:
         encoded = out.encode("utf-8")
         parts.append(_TAG_OUTPUT_FILTER + _varint(len(encoded)) + encoded)
