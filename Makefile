@@ -6,8 +6,6 @@ STAMP := $(VENV)/.installed
 IVENV := .venv-interop
 IBIN := $(IVENV)/bin
 ISTAMP := $(IVENV)/.installed
-SHARED ?= ../shared
-export TFS_ASYNC_SHARED := $(abspath $(SHARED))
 
 .PHONY: help bench bench-full test unit interop lint fmt protos clean
 

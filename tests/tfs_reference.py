@@ -10,13 +10,22 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 
+VENDORED = REPO / "tests" / "reference"
+
+
+def upstream_dir() -> Path | None:
+    """The reference folder the vendored copy was taken from, when ``TFS_ASYNC_SHARED`` names one."""
+    root = os.environ.get("TFS_ASYNC_SHARED")
+    return Path(root) / "tfserving" if root else None
+
+
 def shared_dir() -> Path:
     """TF Serving's reference material (SPEC.md, vectors.json, models/).
 
-    ``TFS_ASYNC_SHARED`` overrides the default ``../shared`` beside the checkout.
+    The copy in ``tests/reference`` (so a bare clone is self-contained); ``TFS_ASYNC_SHARED``
+    (a folder holding ``tfserving/``) points the tests at another copy instead.
     """
-    root = Path(os.environ.get("TFS_ASYNC_SHARED", REPO.parent / "shared"))
-    path = root / "tfserving"
+    path = upstream_dir() or VENDORED
     if not (path / "vectors.json").is_file():
         raise RuntimeError(f"TF Serving reference material not found at {path}")
     return path
