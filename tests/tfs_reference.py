@@ -14,7 +14,7 @@ VENDORED = REPO / "tests" / "reference"
 
 
 def upstream_dir() -> Path | None:
-    """The reference folder the vendored copy was taken from, when ``TFS_ASYNC_SHARED`` names one."""
+    """Another copy of the reference folder, when ``TFS_ASYNC_SHARED`` names one."""
     root = os.environ.get("TFS_ASYNC_SHARED")
     return Path(root) / "tfserving" if root else None
 
