@@ -25,6 +25,7 @@ import grpc.aio
 from aiohttp import web
 
 from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
+from tfs_async.testing.addresses import ListenerAddresses, host_for_url
 from tfs_async.testing.core import ServerCore
 from tfs_async.testing.faults import FaultPlan
 from tfs_async.testing.grpc_service import (
@@ -43,7 +44,7 @@ _log = logging.getLogger(__name__)
 _GRACE_SECONDS = 1.0
 
 
-class ModelServer:
+class ModelServer(ListenerAddresses):
     """TF Serving's ``tensorflow_model_server``, emulated in-process (gRPC + REST).
 
     Args:
@@ -131,22 +132,11 @@ class ModelServer:
         self.grpc_port: int | None = None
         self.rest_port: int | None = None
 
-    # -- addresses ---------------------------------------------------------
+    # -- addresses (grpc_target, rest_url: ListenerAddresses) ----------------
 
     @property
-    def grpc_target(self) -> str:
-        """``host:port`` of the gRPC listener (raises if gRPC is disabled or not started)."""
-        if self.grpc_port is None:
-            raise RuntimeError("the gRPC listener is not running")
-        return f"{_host_for_url(self.host)}:{self.grpc_port}"
-
-    @property
-    def rest_url(self) -> str:
-        """``http(s)://host:port`` of the REST listener (raises if disabled or not started)."""
-        if self.rest_port is None:
-            raise RuntimeError("the REST listener is not running")
-        scheme = "https" if self._ssl_context is not None else "http"
-        return f"{scheme}://{_host_for_url(self.host)}:{self.rest_port}"
+    def _rest_scheme(self) -> str:
+        return "https" if self._ssl_context is not None else "http"
 
     @property
     def running(self) -> bool:
@@ -239,7 +229,7 @@ class ModelServer:
                 handlers=handlers,
                 options=GRPC_SERVER_OPTIONS + self._grpc_options,
             )
-            address = f"{_host_for_url(self.host)}:{grpc_port}"
+            address = f"{host_for_url(self.host)}:{grpc_port}"
             try:
                 if self._grpc_credentials is not None:
                     bound = server.add_secure_port(address, self._grpc_credentials)
@@ -293,8 +283,3 @@ class ModelServer:
 
     def __repr__(self) -> str:
         return f"ModelServer(grpc_port={self.grpc_port}, rest_port={self.rest_port})"
-
-
-def _host_for_url(host: str) -> str:
-    """IPv6 literals need brackets in targets and URLs."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
