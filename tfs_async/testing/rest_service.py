@@ -40,8 +40,8 @@ from tfs_async.testing.faults import ConnectionDropped, FaultPlan
 from tfs_async.testing.status import ServingStatus, invalid_argument
 
 if TYPE_CHECKING:
-    from tfs_async.testing.core import ServerCore
     from tfs_async.testing.rest_path import RestRoute
+    from tfs_async.testing.serving import ServerCore
 
 __all__ = ["MAX_UNCOMPRESSED_BYTES", "RestService"]
 
@@ -96,10 +96,10 @@ def _model_spec(route: RestRoute, signature_name: str = "") -> model_pb2.ModelSp
 
 
 class RestService:
-    """The request handler TF Serving's REST port runs, bound to one core.
+    """The request handler TF Serving's REST port runs, bound to one server's models.
 
     Args:
-        core: the server core answering the calls.
+        core: the models (and their prediction service) answering the calls.
         timeout_ms: ``--rest_api_timeout_in_ms``; applied to predict, classify
             and regress when > 0.
         faults: returns the fault plan in force (or None) for each request.
@@ -115,7 +115,8 @@ class RestService:
         faults: Callable[[], FaultPlan | None] = lambda: None,
         prometheus_path: str | None = None,
     ) -> None:
-        self._core = core
+        self._models = core
+        self._prediction = core.prediction
         self._timeout = timeout_ms / 1000.0 if timeout_ms > 0 else None
         self._faults = faults
         self._prometheus_path = prometheus_path
@@ -171,14 +172,14 @@ class RestService:
         if route.action == "status":
             status_req = get_model_status_pb2.GetModelStatusRequest(model_spec=_model_spec(route))
             return _json_response(
-                json_tensor.status_to_json(await self._core.get_model_status(status_req))
+                json_tensor.status_to_json(await self._models.get_model_status(status_req))
             )
         if route.action == "metadata":
             meta_req = get_model_metadata_pb2.GetModelMetadataRequest(
                 model_spec=_model_spec(route), metadata_field=["signature_def"]
             )
             return _json_response(
-                json_tensor.metadata_to_json(await self._core.get_model_metadata(meta_req))
+                json_tensor.metadata_to_json(await self._prediction.get_model_metadata(meta_req))
             )
         if route.action == "predict":
             return _json_response(await self._predict(route, body))
@@ -191,7 +192,7 @@ class RestService:
         signature_name = parsed.signature_name or "serving_default"
         # The servable and signature are looked up before the tensors are read
         # (TF Serving's processing order decides which error a bad request gets).
-        servable = self._core.resolve(_model_spec(route))
+        servable = self._models.resolve(_model_spec(route))
         signature = servable.signatures.get(signature_name)
         if signature is None:
             raise invalid_argument(
@@ -208,7 +209,9 @@ class RestService:
             request.inputs[alias].CopyFrom(tensor)
         # TF's writer reads the typed *_val fields; ours reads either form and writes the
         # same bytes, and tensor_content skips building then re-reading the typed fields.
-        response = await self._core.predict(request, timeout=self._timeout, tensor_content=True)
+        response = await self._prediction.predict(
+            request, timeout=self._timeout, tensor_content=True
+        )
         return json_tensor.predict_outputs_to_json(response.outputs, fmt)
 
     async def _classify_regress(self, route: RestRoute, body: bytes) -> bytes:
@@ -216,10 +219,10 @@ class RestService:
         spec = _model_spec(route, signature_name)
         if route.action == "classify":
             creq = classification_pb2.ClassificationRequest(model_spec=spec, input=model_input)
-            cresp = await self._core.classify(creq, timeout=self._timeout)
+            cresp = await self._prediction.classify(creq, timeout=self._timeout)
             return json_tensor.classification_result_to_json(cresp.result)
         rreq = regression_pb2.RegressionRequest(model_spec=spec, input=model_input)
-        rresp = await self._core.regress(rreq, timeout=self._timeout)
+        rresp = await self._prediction.regress(rreq, timeout=self._timeout)
         return json_tensor.regression_result_to_json(rresp.result)
 
     def _preflight(self, request: web.BaseRequest) -> web.Response:

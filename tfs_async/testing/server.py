@@ -26,7 +26,6 @@ from aiohttp import web
 
 from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
 from tfs_async.testing.addresses import ListenerAddresses, host_for_url
-from tfs_async.testing.core import ServerCore
 from tfs_async.testing.faults import FaultPlan
 from tfs_async.testing.grpc_service import (
     GRPC_SERVER_OPTIONS,
@@ -35,6 +34,7 @@ from tfs_async.testing.grpc_service import (
 )
 from tfs_async.testing.models import ModelSource
 from tfs_async.testing.rest_service import RestService
+from tfs_async.testing.serving import ServerCore
 
 __all__ = ["ModelServer"]
 
@@ -64,7 +64,7 @@ class ModelServer(ListenerAddresses):
         enable_grpc_healthcheck_service: also serve ``grpc.health.v1.Health/Check``.
         grpc_credentials: serve gRPC over TLS with these (``grpc.ssl_server_credentials``).
         ssl_context: serve REST over HTTPS with this server-side context.
-        core: a ready :class:`~tfs_async.testing.core.ServerCore` to serve instead of
+        core: a ready :class:`~tfs_async.testing.serving.ServerCore` to serve instead of
             building one (the server then neither starts nor stops it).
         **core_options: further keyword arguments for :class:`ServerCore`.
 
@@ -278,7 +278,7 @@ class ModelServer(ListenerAddresses):
             try:
                 await self.core.poll_config_file()
             except Exception:
-                # A broken file keeps the previous config; the core reports why.
+                # A broken file keeps the previous config; the model manager reports why.
                 _log.exception("polling the model config file failed")
 
     def __repr__(self) -> str:

@@ -24,7 +24,6 @@ from tfs_async._proto import (
 from tfs_async.codec.tensor import decode_tensor, encode_tensor
 from tfs_async.config import model_config, model_server_config
 from tfs_async.errors import StatusCode
-from tfs_async.testing.core import ServerCore
 from tfs_async.testing.models import (
     PythonModel,
     Signature,
@@ -33,6 +32,7 @@ from tfs_async.testing.models import (
     regress_signature,
     signature,
 )
+from tfs_async.testing.serving import ServerCore
 from tfs_async.testing.status import ServingStatus
 from tfs_async.types import VersionState
 
