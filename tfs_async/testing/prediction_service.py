@@ -55,7 +55,6 @@ from tfs_async.testing.models import (
     CLASSIFY_METHOD,
     REGRESS_METHOD,
     Signature,
-    dtype_short_name,
 )
 from tfs_async.testing.status import (
     ServingStatus,
@@ -425,21 +424,14 @@ def _decode_inputs(
         expected = sig.inputs[alias].dtype
         if proto.dtype != expected:
             raise invalid_argument(
-                f"Expects arg[{index}] to be {_dtype_text(expected)} but "
-                f"{_dtype_text(proto.dtype)} is provided",
+                f"Expects arg[{index}] to be {dtypes.type_string(expected)} but "
+                f"{dtypes.type_string(proto.dtype)} is provided",
             )
         try:
             decoded[alias] = decode_tensor(proto, name=alias, error=InvalidInputError)
         except TFServingError:
             raise invalid_argument(f"tensor parsing error: {alias}") from None
     return decoded
-
-
-def _dtype_text(dtype: int) -> str:
-    try:
-        return dtype_short_name(dtype)
-    except ValueError:
-        return f"unknown dtype {dtype}"
 
 
 def _shape(value: npt.NDArray[Any]) -> str:
@@ -474,6 +466,6 @@ def _output(
         raise ServingStatus(
             StatusCode.INTERNAL,
             f"Model {servable.name} version {servable.version} signature {key}: output "
-            f"{alias!r} must be {_dtype_text(declared)}: {exc}",
+            f"{alias!r} must be {dtypes.type_string(declared)}: {exc}",
         ) from None
     return value

@@ -23,7 +23,6 @@ from tfs_async.testing.rest_json.dense import predict_inputs_from_json, predict_
 from tfs_async.testing.rest_json.request import (
     PredictBody,
     PredictFormat,
-    datatype_string,
     parse_classify_regress_body,
     parse_predict_body,
 )
@@ -39,7 +38,6 @@ __all__ = [
     "PredictBody",
     "PredictFormat",
     "classification_result_to_json",
-    "datatype_string",
     "error_to_json",
     "metadata_to_json",
     "parse_classify_regress_body",

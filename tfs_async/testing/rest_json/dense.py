@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tfs_async._proto import tensor_pb2, types_pb2
+from tfs_async.codec import dtypes
 from tfs_async.testing.rest_json import request, response
 from tfs_async.testing.rest_json.request import (
     INT32_FAMILY,
@@ -54,7 +55,7 @@ _DT = types_pb2.DataType
 
 
 def predict_inputs_from_json(
-    body: PredictBody, input_dtypes: Mapping[str, int]
+    body: PredictBody, input_dtypes: Mapping[str, dtypes.DataType]
 ) -> tuple[dict[str, tensor_pb2.TensorProto], PredictFormat]:
     """Step 5 of a REST predict: ``instances`` / ``inputs`` -> typed input tensors.
 
@@ -71,7 +72,7 @@ def predict_inputs_from_json(
     return {name: _dense_tensor(value, input_dtypes[name]) for name, value in payload.items()}, fmt
 
 
-def _dense_tensor(value: Any, dtype: int) -> tensor_pb2.TensorProto:
+def _dense_tensor(value: Any, dtype: dtypes.DataType) -> tensor_pb2.TensorProto:
     array = dense_values(value, dtype)
     if array is None:
         return request.tensor_from_json(value, dtype)
@@ -84,7 +85,6 @@ class _DenseRule:
 
     leaf_types: frozenset[type]
     array_dtype: type[np.generic]
-    field: str
     bounds: tuple[int, int] | None = None
 
 
@@ -92,18 +92,18 @@ class _DenseRule:
 _MAX_DENSE_RANK = 32
 _NUMBERS = frozenset({int, float})
 _INTEGERS = frozenset({int})
-_DENSE_RULES: dict[int, _DenseRule] = {
-    _DT.DT_FLOAT: _DenseRule(_NUMBERS, np.float64, "float_val"),
-    _DT.DT_DOUBLE: _DenseRule(_NUMBERS, np.float64, "double_val"),
-    **{dtype: _DenseRule(_INTEGERS, np.int64, "int_val", INT32_RANGE) for dtype in INT32_FAMILY},
-    _DT.DT_INT64: _DenseRule(_INTEGERS, np.int64, "int64_val"),
-    _DT.DT_UINT32: _DenseRule(_INTEGERS, np.int64, "uint32_val", UINT32_RANGE),
-    _DT.DT_UINT64: _DenseRule(_INTEGERS, np.uint64, "uint64_val"),
-    _DT.DT_BOOL: _DenseRule(frozenset({bool}), np.bool_, "bool_val"),
+_DENSE_RULES: dict[dtypes.DataType, _DenseRule] = {
+    _DT.DT_FLOAT: _DenseRule(_NUMBERS, np.float64),
+    _DT.DT_DOUBLE: _DenseRule(_NUMBERS, np.float64),
+    **{dtype: _DenseRule(_INTEGERS, np.int64, INT32_RANGE) for dtype in INT32_FAMILY},
+    _DT.DT_INT64: _DenseRule(_INTEGERS, np.int64),
+    _DT.DT_UINT32: _DenseRule(_INTEGERS, np.int64, UINT32_RANGE),
+    _DT.DT_UINT64: _DenseRule(_INTEGERS, np.uint64),
+    _DT.DT_BOOL: _DenseRule(frozenset({bool}), np.bool_),
 }
 
 
-def dense_values(value: Any, dtype: int) -> np.ndarray[Any, Any] | None:
+def dense_values(value: Any, dtype: dtypes.DataType) -> np.ndarray[Any, Any] | None:
     """``value``'s leaves as one array, when the element-by-element reading would accept them.
 
     The vectorized reading of a big numeric tensor: the leaves' Python types are
@@ -141,9 +141,11 @@ def dense_values(value: Any, dtype: int) -> np.ndarray[Any, Any] | None:
     return array
 
 
-def _tensor_from_array(dtype: int, array: np.ndarray[Any, Any]) -> tensor_pb2.TensorProto:
+def _tensor_from_array(
+    dtype: dtypes.DataType, array: np.ndarray[Any, Any]
+) -> tensor_pb2.TensorProto:
     """The tensor element-by-element reading builds, from :func:`dense_values`' array."""
-    tensor = tensor_pb2.TensorProto(dtype=dtype)  # type: ignore[arg-type]
+    tensor = tensor_pb2.TensorProto(dtype=dtype)
     tensor.tensor_shape.SetInParent()
     for size in array.shape:
         tensor.tensor_shape.dim.add(size=size)
@@ -152,7 +154,7 @@ def _tensor_from_array(dtype: int, array: np.ndarray[Any, Any]) -> tensor_pb2.Te
         # GetFloat(): the double value cast to float (overflow -> inf, underflow -> 0).
         with np.errstate(over="ignore", under="ignore"):
             flat = flat.astype(np.float32)
-    field = getattr(tensor, _DENSE_RULES[dtype].field)
+    field = getattr(tensor, dtypes.VAL_FIELDS[dtype][0])
     # In slices, so that the Python numbers exist only a slice at a time.
     for start in range(0, flat.size, CHUNK):
         field.extend(flat[start : start + CHUNK].tolist())
@@ -160,7 +162,7 @@ def _tensor_from_array(dtype: int, array: np.ndarray[Any, Any]) -> tensor_pb2.Te
 
 
 def _dense_instances(
-    instances: list[Any], input_dtypes: Mapping[str, int]
+    instances: list[Any], input_dtypes: Mapping[str, dtypes.DataType]
 ) -> dict[str, tensor_pb2.TensorProto] | None:
     """The ``instances`` tensors, for well-formed numeric instances; None otherwise."""
     first = instances[0]

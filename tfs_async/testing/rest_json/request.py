@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tfs_async._proto import example_pb2, input_pb2, tensor_pb2, types_pb2
+from tfs_async.codec import dtypes
 from tfs_async.errors import StatusCode
 from tfs_async.testing.rest_json.reader import JsonSyntaxError, may_round_differently, parse_json
 from tfs_async.testing.rest_json.writer import debug_string
@@ -34,7 +35,6 @@ from tfs_async.testing.status import ServingStatus, invalid_argument, unimplemen
 __all__ = [
     "PredictBody",
     "PredictFormat",
-    "datatype_string",
     "parse_classify_regress_body",
     "parse_predict_body",
     "predict_inputs_from_json",
@@ -51,23 +51,6 @@ INT32_RANGE = (-(2**31), 2**31 - 1)
 INT64_RANGE = (-(2**63), 2**63 - 1)
 UINT32_RANGE = (0, 2**32 - 1)
 UINT64_RANGE = (0, 2**64 - 1)
-
-
-def datatype_string(dtype: int) -> str:
-    """TF's ``DataTypeString``: ``DT_HALF`` -> ``"half"``, ``DT_FLOAT_REF`` -> ``"float_ref"``.
-
-    >>> datatype_string(types_pb2.DT_COMPLEX64), datatype_string(types_pb2.DT_BFLOAT16)
-    ('complex64', 'bfloat16')
-    """
-    try:
-        name = _DT.Name(dtype)
-    except ValueError:
-        return f"unknown dtype enum ({dtype})"
-    if name == "DT_INVALID":
-        return "INVALID"
-    if name.endswith("_REF"):
-        return name[3:-4].lower() + "_ref"
-    return name[3:].lower()
 
 
 def _json_type(value: Any) -> str:
@@ -90,10 +73,10 @@ def _format_error(value: Any, message: str) -> ServingStatus:
     return invalid_argument(f"JSON Value: {debug_string(value)} {message}")
 
 
-def _type_error(value: Any, dtype: int) -> ServingStatus:
+def _type_error(value: Any, dtype: dtypes.DataType) -> ServingStatus:
     return invalid_argument(
         f"JSON Value: {debug_string(value)} Type: {_json_type(value)}"
-        f" is not of expected type: {datatype_string(dtype)}"
+        f" is not of expected type: {dtypes.type_string(dtype)}"
     )
 
 
@@ -202,7 +185,7 @@ def _decode_b64_object(value: Any) -> bytes:
     return decoded
 
 
-def _leaf_converter(dtype: int) -> Callable[[Any], Any]:
+def _leaf_converter(dtype: dtypes.DataType) -> Callable[[Any], Any]:
     """AddValueToTensor() for one DataType: JSON leaf -> value for the typed field."""
 
     def in_range(bounds: tuple[int, int]) -> Callable[[Any], Any]:
@@ -232,7 +215,7 @@ def _leaf_converter(dtype: int) -> Callable[[Any], Any]:
 
     def unsupported(value: Any) -> Any:
         raise unimplemented(
-            f"Conversion of JSON Value: {debug_string(value)} to type: {datatype_string(dtype)}"
+            f"Conversion of JSON Value: {debug_string(value)} to type: {dtypes.type_string(dtype)}"
         )
 
     if dtype in (_DT.DT_FLOAT, _DT.DT_DOUBLE):
@@ -263,7 +246,7 @@ def dense_shape(value: Any) -> list[int]:
     return dims
 
 
-def _tensor_leaves(value: Any, dims: Sequence[int], dtype: int) -> list[Any]:
+def _tensor_leaves(value: Any, dims: Sequence[int], dtype: dtypes.DataType) -> list[Any]:
     """FillTensorProto(): walk ``value`` depth-first against ``dims``, converting leaves.
 
     Iterative, so nesting deeper than Python's recursion limit is only an error.
@@ -341,8 +324,10 @@ def _shape_string(dims: Sequence[int]) -> str:
     return "[" + ",".join(str(d) for d in dims) + "]"
 
 
-def _make_tensor(dtype: int, dims: Sequence[int], leaves: list[Any]) -> tensor_pb2.TensorProto:
-    tensor = tensor_pb2.TensorProto(dtype=dtype)  # type: ignore[arg-type]
+def _make_tensor(
+    dtype: dtypes.DataType, dims: Sequence[int], leaves: list[Any]
+) -> tensor_pb2.TensorProto:
+    tensor = tensor_pb2.TensorProto(dtype=dtype)
     tensor.tensor_shape.SetInParent()  # a scalar still has a (dimensionless) shape
     for size in dims:
         tensor.tensor_shape.dim.add(size=size)
@@ -360,7 +345,7 @@ class _Batched:
 
 
 def _add_instance_item(
-    item: Any, name: str, input_dtypes: Mapping[str, int], batched: dict[str, _Batched]
+    item: Any, name: str, input_dtypes: Mapping[str, dtypes.DataType], batched: dict[str, _Batched]
 ) -> None:
     """AddInstanceItem()."""
     if name not in input_dtypes:
@@ -385,7 +370,7 @@ def is_element_object(value: Any) -> bool:
 
 
 def tensors_from_instances(
-    instances: list[Any], input_dtypes: Mapping[str, int]
+    instances: list[Any], input_dtypes: Mapping[str, dtypes.DataType]
 ) -> dict[str, tensor_pb2.TensorProto]:
     """FillTensorMapFromInstancesList(), element by element."""
     if not isinstance(instances[0], dict) and len(input_dtypes) > 1:
@@ -436,14 +421,14 @@ def tensors_from_instances(
     }
 
 
-def tensor_from_json(value: Any, dtype: int) -> tensor_pb2.TensorProto:
+def tensor_from_json(value: Any, dtype: dtypes.DataType) -> tensor_pb2.TensorProto:
     """One JSON value (a nested list or a scalar) as a typed tensor, element by element."""
     dims = dense_shape(value)
     return _make_tensor(dtype, dims, _tensor_leaves(value, dims, dtype))
 
 
 def predict_payload(
-    body: PredictBody, input_dtypes: Mapping[str, int]
+    body: PredictBody, input_dtypes: Mapping[str, dtypes.DataType]
 ) -> tuple[PredictFormat, Any]:
     """Step 5's checks of a predict body: which format, and the values to read.
 
@@ -491,7 +476,7 @@ def predict_payload(
 
 
 def predict_inputs_from_json(
-    body: PredictBody, input_dtypes: Mapping[str, int]
+    body: PredictBody, input_dtypes: Mapping[str, dtypes.DataType]
 ) -> tuple[dict[str, tensor_pb2.TensorProto], PredictFormat]:
     """Step 5 of a REST predict, element by element as TF Serving does: the exact reading.
 

@@ -24,9 +24,9 @@ from tfs_async._proto import (
     tensor_pb2,
     types_pb2,
 )
+from tfs_async.codec import dtypes
 from tfs_async.codec.tensor import decode_tensor
 from tfs_async.errors import StatusCode, TFServingError
-from tfs_async.testing.rest_json.request import datatype_string
 from tfs_async.testing.rest_json.writer import format_float, format_floats, quote
 from tfs_async.testing.status import ServingStatus, invalid_argument
 
@@ -42,21 +42,6 @@ __all__ = [
 
 _DT = types_pb2.DataType
 _SIGNATURE_DEF_MAP_TYPE = "tensorflow.serving.SignatureDefMap"
-_JSON_OUTPUT_DTYPES = frozenset(
-    {
-        _DT.DT_FLOAT,
-        _DT.DT_DOUBLE,
-        _DT.DT_INT32,
-        _DT.DT_INT16,
-        _DT.DT_INT8,
-        _DT.DT_UINT8,
-        _DT.DT_STRING,
-        _DT.DT_INT64,
-        _DT.DT_BOOL,
-        _DT.DT_UINT32,
-        _DT.DT_UINT64,
-    }
-)
 
 
 def tensor_dims(tensor: tensor_pb2.TensorProto) -> list[int]:
@@ -72,9 +57,9 @@ def tensor_values(name: str, tensor: tensor_pb2.TensorProto) -> np.ndarray[Any, 
     """
     if math.prod(tensor_dims(tensor)) == 0:
         return np.empty(0)
-    if tensor.dtype not in _JSON_OUTPUT_DTYPES:
+    if tensor.dtype not in dtypes.REST_DATATYPES:
         raise invalid_argument(
-            f"Failed to write JSON value for tensor type: {datatype_string(tensor.dtype)}"
+            f"Failed to write JSON value for tensor type: {dtypes.type_string(tensor.dtype)}"
         )
     try:
         return decode_tensor(tensor, name=name, copy=False).reshape(-1)
@@ -85,7 +70,7 @@ def tensor_values(name: str, tensor: tensor_pb2.TensorProto) -> np.ndarray[Any, 
 def string_texts(name: str, values: np.ndarray[Any, Any]) -> list[str]:
     """Each string value as its JSON text."""
     # TF Serving writes outputs whose name ends in "_bytes" as base64 objects.
-    if name.endswith("_bytes"):
+    if dtypes.is_b64_output(name):
         return [
             '{"b64": "' + base64.b64encode(bytes(v)).decode("ascii") + '"}' for v in values.tolist()
         ]
