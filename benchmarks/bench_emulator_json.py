@@ -7,8 +7,9 @@ For a float32 predict of each shape, times what the emulator's REST predict does
 around the model: parse the body (:func:`parse_predict_body`), read the inputs
 (:func:`predict_inputs_from_json`) and write the same array back as the output
 (:func:`predict_outputs_to_json`, row and columnar). Each step runs with
-``vectorized=True`` (the default, the candidate) and ``vectorized=False`` (the
-element-by-element reference, the baseline) on the same arrays, in interleaved
+``rest_json.dense`` (what the REST service runs, the candidate) and
+``rest_json.request`` / ``rest_json.response`` (the element-by-element reference,
+the baseline) on the same arrays, in interleaved
 rounds; every round checks that both give identical tensors and bytes. The parse
 has one implementation; its baseline is ``orjson.loads`` with the garbage collector
 running, which is what it was before it paused the collector. The table shows
@@ -41,7 +42,7 @@ import orjson
 from tfs_async._proto import tensor_pb2, types_pb2
 from tfs_async.codec.json import encode_predict_body
 from tfs_async.codec.tensor import decode_tensor, encode_tensor
-from tfs_async.testing import json_tensor
+from tfs_async.testing.rest_json import dense, request, response
 
 RESULTS = Path(__file__).resolve().parent / "results" / "emulator_json.json"
 SHAPES = ((1, 224, 224, 3), (64, 224, 224, 3))
@@ -74,20 +75,19 @@ def _steps(array: np.ndarray[Any, Any], *, vectorized: bool) -> tuple[dict[str, 
     dtypes = {"x": types_pb2.DT_FLOAT}
     times: dict[str, float] = {}
     if vectorized:
-        times["parse"], parsed = _timed(lambda: json_tensor.parse_predict_body(body))
+        times["parse"], parsed = _timed(lambda: request.parse_predict_body(body))
     else:
         # The same parse without pausing the garbage collector, as it used to run.
         times["parse"] = _timed(lambda: orjson.loads(body))[0]
-        parsed = json_tensor.parse_predict_body(body)
+        parsed = request.parse_predict_body(body)
+    reader, writer = (dense, dense) if vectorized else (request, response)
     times["inputs"], (tensors, fmt) = _timed(
-        lambda: json_tensor.predict_inputs_from_json(parsed, dtypes, vectorized=vectorized)
+        lambda: reader.predict_inputs_from_json(parsed, dtypes)
     )
     output = {"y": encode_tensor(array, as_content=False)}
-    times["outputs row"], row = _timed(
-        lambda: json_tensor.predict_outputs_to_json(output, fmt, vectorized=vectorized)
-    )
+    times["outputs row"], row = _timed(lambda: writer.predict_outputs_to_json(output, fmt))
     times["outputs columnar"], columnar = _timed(
-        lambda: json_tensor.predict_outputs_to_json(output, "columnar", vectorized=vectorized)
+        lambda: writer.predict_outputs_to_json(output, "columnar")
     )
     times["total (parse+inputs+row)"] = times["parse"] + times["inputs"] + times["outputs row"]
     x: tensor_pb2.TensorProto = tensors["x"]

@@ -18,7 +18,7 @@ import grpc.aio
 import trustme
 from aiohttp import web
 
-from tfs_async.testing.core import ServerCore
+from tfs_async.testing import ServerCore
 from tfs_async.testing.faults import FaultPlan
 from tfs_async.testing.grpc_service import GRPC_SERVER_OPTIONS, build_handlers
 from tfs_async.testing.rest_service import RestService

@@ -20,8 +20,7 @@ from client_support import STEP, half_plus_two, within
 
 from tfs_async.client import Client
 from tfs_async.errors import DeadlineExceededError
-from tfs_async.testing import ModelServer, ModelServerProcess, PythonModel, signature
-from tfs_async.testing.core import ServerCore
+from tfs_async.testing import ModelServer, ModelServerProcess, PythonModel, ServerCore, signature
 from tfs_async.transport.grpc import GrpcTransport
 from tfs_async.transport.http import HttpTransport
 

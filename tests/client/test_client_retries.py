@@ -20,8 +20,7 @@ from tfs_async.errors import (
     UnavailableError,
 )
 from tfs_async.retry import RetryPolicy
-from tfs_async.testing import Fault, FaultPlan, ModelServer
-from tfs_async.testing.core import ServerCore
+from tfs_async.testing import Fault, FaultPlan, ModelServer, ServerCore
 
 X = {"x": np.array([1.0, 2.0, 5.0], np.float32)}
 QUICK = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, jitter=0.01)

@@ -14,7 +14,7 @@ from client_support import STEP, half_plus_two, within
 from tfs_async.client import Client
 from tfs_async.errors import ConnectionFailedError
 from tfs_async.options import TLSConfig
-from tfs_async.testing.core import ServerCore
+from tfs_async.testing import ServerCore
 
 X = np.array([1.0, 2.0, 5.0], np.float32)
 

@@ -1,4 +1,4 @@
-"""TF DataType <-> numpy dtype."""
+"""TF DataType knowledge: numpy <-> DataType, names, wire fields, raw content, REST, base64."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from tfs_async._proto import types_pb2
 from tfs_async.codec import dtypes
+from tfs_async.codec.tensor import encode_tensor
 from tfs_async.errors import InvalidInputError
 
 DT = types_pb2.DataType
@@ -90,3 +91,68 @@ def test_names() -> None:
         dtypes.datatype_from_name("DT_NOPE")
     for value in dtypes.supported_datatypes():
         assert dtypes.datatype_from_name(dtypes.datatype_name(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("datatype", "text"),
+    [
+        (DT.DT_FLOAT, "float"),
+        (DT.DT_STRING, "string"),
+        (DT.DT_COMPLEX64, "complex64"),
+        (DT.DT_QINT8, "qint8"),
+        (DT.DT_FLOAT_REF, "float_ref"),
+        (DT.DT_BFLOAT16_REF, "bfloat16_ref"),
+        (DT.DT_INVALID, "INVALID"),
+        (999, "unknown dtype enum (999)"),
+    ],
+)
+def test_type_string_is_tfs_datatypestring(datatype: int, text: str) -> None:
+    assert dtypes.type_string(datatype) == text
+
+
+def test_base_datatype_strips_ref() -> None:
+    assert dtypes.base_datatype(DT.DT_INT64_REF) == DT.DT_INT64
+    assert dtypes.base_datatype(DT.DT_INT64) == DT.DT_INT64
+
+
+@pytest.mark.parametrize("datatype", [d for d in dtypes.supported_datatypes() if d != DT.DT_STRING])
+def test_val_fields_name_the_field_the_codec_fills(datatype: int) -> None:
+    np_dtype = dtypes.to_numpy_dtype(datatype)
+    proto = encode_tensor(np.ones(3, dtype=np_dtype), as_content=False)
+    field, _ = dtypes.VAL_FIELDS[proto.dtype]
+    filled = [f.name for f, _ in proto.ListFields() if f.name.endswith("_val")]
+    assert filled == [field]
+
+
+@pytest.mark.parametrize("np_dtype", list(dtypes.RAW_CONTENT_DATATYPES))
+def test_raw_content_dtypes_go_on_the_wire_as_their_buffer(np_dtype: np.dtype[Any]) -> None:
+    array = np.arange(6).astype(np_dtype).reshape(2, 3)
+    proto = encode_tensor(array, as_content=True)
+    assert proto.dtype == dtypes.RAW_CONTENT_DATATYPES[np_dtype]
+    assert proto.tensor_content == array.tobytes()
+
+
+def test_rest_datatypes_are_the_ones_tf_serving_json_converts() -> None:
+    # tests/reference/SPEC.md section 2.4: every other dtype is UNIMPLEMENTED over REST.
+    names = {dtypes.datatype_name(d) for d in dtypes.REST_DATATYPES}
+    assert names == {
+        "DT_FLOAT",
+        "DT_DOUBLE",
+        "DT_INT32",
+        "DT_INT16",
+        "DT_INT8",
+        "DT_UINT8",
+        "DT_INT64",
+        "DT_UINT32",
+        "DT_UINT64",
+        "DT_BOOL",
+        "DT_STRING",
+    }
+
+
+def test_rest_numeric_and_b64_rules() -> None:
+    assert dtypes.rest_numeric(np.dtype(np.uint16))  # the signature's dtype decides on the server
+    assert not dtypes.rest_numeric(np.dtype(np.float16))
+    assert not dtypes.rest_numeric(np.dtype(np.complex64))
+    assert dtypes.is_b64_output("image_bytes")
+    assert not dtypes.is_b64_output("bytes_image")

@@ -1,4 +1,4 @@
-"""Properties of TF Serving's float text (WriteDecimal in util/json_tensor.cc)."""
+"""Properties of TF Serving's float text (WriteDecimal in util/rest_json.cc)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tfs_async.testing.json_writer import format_float, format_floats
+from tfs_async.testing.rest_json.writer import format_float, format_floats
 
 float32s = st.floats(width=32, allow_nan=True, allow_infinity=True)
 doubles = st.floats(allow_nan=True, allow_infinity=True)

@@ -11,17 +11,15 @@ import pytest
 from tfs_async._proto import classification_pb2, tensor_pb2, types_pb2
 from tfs_async.codec.tensor import encode_tensor
 from tfs_async.errors import StatusCode
-from tfs_async.testing import json_tensor
-from tfs_async.testing.json_reader import parse_json
+from tfs_async.testing import rest_json
+from tfs_async.testing.rest_json.reader import parse_json
 from tfs_async.testing.status import ServingStatus
 
 DT = types_pb2.DataType
 
 
 def inputs(body: str, **dtypes: int) -> tuple[dict[str, tensor_pb2.TensorProto], str]:
-    return json_tensor.predict_inputs_from_json(
-        json_tensor.parse_predict_body(body.encode()), dtypes
-    )
+    return rest_json.predict_inputs_from_json(rest_json.parse_predict_body(body.encode()), dtypes)
 
 
 def failure(body: str, **dtypes: int) -> ServingStatus:
@@ -246,7 +244,7 @@ def test_request_errors(body: str, dtypes: dict[str, int], message: str) -> None
 )
 def test_body_errors(body: bytes, message: str) -> None:
     with pytest.raises(ServingStatus) as info:
-        json_tensor.parse_predict_body(body)
+        rest_json.parse_predict_body(body)
     assert info.value.code == StatusCode.INVALID_ARGUMENT
     assert info.value.message == message
 
@@ -255,13 +253,13 @@ def test_body_errors(body: bytes, message: str) -> None:
 
 
 def outputs_json(outputs: dict[str, tensor_pb2.TensorProto], fmt: str) -> Any:
-    return parse_json(json_tensor.predict_outputs_to_json(outputs, fmt))
+    return parse_json(rest_json.predict_outputs_to_json(outputs, fmt))
 
 
 def test_round_trip_row_and_columnar() -> None:
     body = '{"instances": [{"f": [0.5, NaN], "s": "a\\"b", "n": 9007199254740993}]}'
     tensors, fmt = inputs(body, f=DT.DT_FLOAT, s=DT.DT_STRING, n=DT.DT_INT64)
-    text = json_tensor.predict_outputs_to_json(tensors, fmt)
+    text = rest_json.predict_outputs_to_json(tensors, fmt)
     assert b"9007199254740993" in text  # int64 written exactly, unquoted
     (row,) = parse_json(text)["predictions"]
     assert row["s"] == 'a"b'
@@ -278,18 +276,18 @@ def test_output_layout_is_rapidjsons_pretty_writer() -> None:
     # single-line, columnar arrays one element per line.
     y = encode_tensor(np.array([[1, 2], [3, 4]], dtype=np.int32), as_content=False)
     b = encode_tensor(np.array([5, 6], dtype=np.int64), as_content=False)
-    assert json_tensor.predict_outputs_to_json({"y": y}, "row") == (
+    assert rest_json.predict_outputs_to_json({"y": y}, "row") == (
         b'{\n    "predictions": [[1, 2], [3, 4]\n    ]\n}'
     )
-    assert json_tensor.predict_outputs_to_json({"y": y, "b": b}, "row") == (
+    assert rest_json.predict_outputs_to_json({"y": y, "b": b}, "row") == (
         b'{\n    "predictions": [\n        {\n            "y": [1, 2],\n            "b": 5\n'
         b'        },\n        {\n            "y": [3, 4],\n            "b": 6\n        }\n    ]\n}'
     )
-    assert json_tensor.predict_outputs_to_json({"y": y}, "columnar") == (
+    assert rest_json.predict_outputs_to_json({"y": y}, "columnar") == (
         b'{\n    "outputs": [\n        [\n            1,\n            2\n        ],\n'
         b"        [\n            3,\n            4\n        ]\n    ]\n}"
     )
-    assert json_tensor.predict_outputs_to_json({"y": y, "b": b}, "columnar") == (
+    assert rest_json.predict_outputs_to_json({"y": y, "b": b}, "columnar") == (
         b'{\n    "outputs": {\n        "y": [\n            [\n                1,\n'
         b"                2\n            ],\n            [\n                3,\n"
         b'                4\n            ]\n        ],\n        "b": [\n            5,\n'
@@ -311,10 +309,8 @@ def test_scalar_and_empty_outputs() -> None:
 
 def test_outputs_from_tensor_content_and_typed_fields_agree() -> None:
     array = np.array([[1.5, -2.25], [3.0, 1e-8]], dtype=np.float32)
-    typed = json_tensor.predict_outputs_to_json(
-        {"y": encode_tensor(array, as_content=False)}, "row"
-    )
-    packed = json_tensor.predict_outputs_to_json({"y": encode_tensor(array)}, "row")
+    typed = rest_json.predict_outputs_to_json({"y": encode_tensor(array, as_content=False)}, "row")
+    packed = rest_json.predict_outputs_to_json({"y": encode_tensor(array)}, "row")
     assert typed == packed
     assert parse_json(typed) == {"predictions": [[1.5, -2.25], [3.0, 1e-08]]}
 
@@ -326,7 +322,7 @@ def test_output_value_encodings() -> None:
         "raw": encode_tensor(np.array([b"\x00\xff", b"tab\t"], dtype=object), as_content=False),
         "raw_bytes": encode_tensor(np.array([b"\x00\xff", b""], dtype=object), as_content=False),
     }
-    text = json_tensor.predict_outputs_to_json(outputs, "columnar")
+    text = rest_json.predict_outputs_to_json(outputs, "columnar")
     assert b'"\\u0000\xff"' in text  # raw bytes, control characters escaped
     document = parse_json(text)["outputs"]
     assert document["flags"] == [True, False]
@@ -336,18 +332,18 @@ def test_output_value_encodings() -> None:
 
 
 def test_error_json_escapes_and_survives_stray_surrogates() -> None:
-    assert json.loads(json_tensor.error_to_json('a "b" \\ \x01')) == {"error": 'a "b" \\ \x01'}
-    assert json.loads(json_tensor.error_to_json("bad \ud800")) == {"error": "bad ?"}
+    assert json.loads(rest_json.error_to_json('a "b" \\ \x01')) == {"error": 'a "b" \\ \x01'}
+    assert json.loads(rest_json.error_to_json("bad \ud800")) == {"error": "bad ?"}
 
 
 def test_unwritable_output_dtype() -> None:
     half = tensor_pb2.TensorProto(dtype=DT.DT_HALF, half_val=[0])
     half.tensor_shape.dim.add(size=1)
     with pytest.raises(ServingStatus) as info:
-        json_tensor.predict_outputs_to_json({"y": half}, "columnar")
+        rest_json.predict_outputs_to_json({"y": half}, "columnar")
     assert info.value.message == "Failed to write JSON value for tensor type: half"
     with pytest.raises(ServingStatus) as info:
-        json_tensor.predict_outputs_to_json({"y": half}, "bogus")
+        rest_json.predict_outputs_to_json({"y": half}, "bogus")
     assert info.value.message == "Invalid request format"
 
 
@@ -388,13 +384,13 @@ def test_unwritable_output_dtype() -> None:
 @pytest.mark.parametrize("method", ["classify", "regress"])
 def test_examples_errors(body: bytes, message: str, method: str) -> None:
     with pytest.raises(ServingStatus) as info:
-        json_tensor.parse_classify_regress_body(body, method)
+        rest_json.parse_classify_regress_body(body, method)
     assert info.value.code == StatusCode.INVALID_ARGUMENT
     assert info.value.message == message
 
 
 def test_examples_without_context_and_empty_features() -> None:
-    name, model_input = json_tensor.parse_classify_regress_body(
+    name, model_input = rest_json.parse_classify_regress_body(
         b'{"examples": [{"e": [], "big": 1e300, "n": -5}]}', "regress"
     )
     assert name == ""
@@ -411,7 +407,7 @@ def test_classification_result_json() -> None:
     first.classes.add(label="cat", score=0.25)
     first.classes.add(label='"dog"', score=0.1)
     result.classifications.add().classes.add(score=3.0)
-    text = json_tensor.classification_result_to_json(result)
+    text = rest_json.classification_result_to_json(result)
     assert json.loads(text) == {"results": [[["cat", 0.25], ['"dog"', 0.1]], [["", 3.0]]]}
     assert b"0.1]" in text
     assert b"3.0]" in text

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tfs_async.testing.json_reader import JsonSyntaxError, _Parser, parse_json
-from tfs_async.testing.json_writer import debug_string
+from tfs_async.testing.rest_json.reader import JsonSyntaxError, _Parser, parse_json
+from tfs_async.testing.rest_json.writer import debug_string
 
 json_values = st.recursive(
     st.none()

@@ -15,7 +15,7 @@ from tfs_async._proto import (
     meta_graph_pb2,
 )
 from tfs_async.errors import StatusCode
-from tfs_async.testing import json_tensor
+from tfs_async.testing import rest_json
 from tfs_async.testing.status import ServingStatus
 
 SIGNATURE_DEF_MAP_URL = "type.googleapis.com/tensorflow.serving.SignatureDefMap"
@@ -53,7 +53,7 @@ def test_metadata_matches_tf_serving(
     models_dir: Path, model_dir: str, name: str, expected_file: str
 ) -> None:
     response = metadata_response(models_dir / model_dir / "00000123" / "saved_model.pb", name, 123)
-    actual = json.loads(json_tensor.metadata_to_json(response))
+    actual = json.loads(rest_json.metadata_to_json(response))
     expected = json.loads((models_dir / expected_file).read_text())
     assert actual == expected
     # The shapes TF Serving's clients rely on: int64 as strings, snake_case names.
@@ -76,7 +76,7 @@ def test_metadata_matches_tf2_document_except_defaults(models_dir: Path) -> None
     must match; ``defaults`` must be what saved_model.pb holds."""
     path = models_dir / "saved_model_half_plus_two_tf2_cpu" / "00000123" / "saved_model.pb"
     response = metadata_response(path, "saved_model_half_plus_two_2_versions", 123)
-    actual = json.loads(json_tensor.metadata_to_json(response))
+    actual = json.loads(rest_json.metadata_to_json(response))
     expected = json.loads(
         (models_dir / "saved_model_half_plus_two_tf2_2_versions_metadata.json").read_text()
     )
@@ -95,7 +95,7 @@ def test_metadata_with_label_and_signature_name(models_dir: Path) -> None:
     response.model_spec.ClearField("version")
     response.model_spec.version_label = "stable"
     response.model_spec.signature_name = "sig"
-    spec = json.loads(json_tensor.metadata_to_json(response))["model_spec"]
+    spec = json.loads(rest_json.metadata_to_json(response))["model_spec"]
     assert spec == {"name": "m", "version_label": "stable", "signature_name": "sig"}
 
 
@@ -103,7 +103,7 @@ def test_metadata_without_signature_def_is_internal() -> None:
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     response.model_spec.name = "m"
     with pytest.raises(ServingStatus) as info:
-        json_tensor.metadata_to_json(response)
+        rest_json.metadata_to_json(response)
     assert info.value.code == StatusCode.INTERNAL
     assert "Failed to find 'signature_def' key" in info.value.message
 
@@ -112,7 +112,7 @@ def test_metadata_with_foreign_any_is_internal() -> None:
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     response.metadata["signature_def"].type_url = "type.googleapis.com/some.Other"
     with pytest.raises(ServingStatus) as info:
-        json_tensor.metadata_to_json(response)
+        rest_json.metadata_to_json(response)
     assert info.value.code == StatusCode.INTERNAL
     assert info.value.message == "Failed to unpack 'Any' object to 'SignatureDefMap'."
 
@@ -121,7 +121,7 @@ def test_status_matches_tf_serving_example() -> None:
     response = get_model_status_pb2.GetModelStatusResponse()
     status = response.model_version_status.add(version=123, state=30)
     status.status.error_code = 0
-    assert json.loads(json_tensor.status_to_json(response)) == {
+    assert json.loads(rest_json.status_to_json(response)) == {
         "model_version_status": [
             {
                 "version": "123",
@@ -139,7 +139,7 @@ def test_status_lists_versions_newest_first_with_failures() -> None:
     failed.status.error_code = 5
     failed.status.error_message = "Could not find base path"
     response.model_version_status.add(version=2, state=20)
-    statuses = json.loads(json_tensor.status_to_json(response))["model_version_status"]
+    statuses = json.loads(rest_json.status_to_json(response))["model_version_status"]
     assert [s["version"] for s in statuses] == ["3", "2", "1"]
     assert [s["state"] for s in statuses] == ["END", "LOADING", "AVAILABLE"]
     assert statuses[0]["status"] == {

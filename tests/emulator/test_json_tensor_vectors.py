@@ -18,8 +18,8 @@ import tfs_reference
 
 from tfs_async._proto import classification_pb2, example_pb2, regression_pb2, tensor_pb2, types_pb2
 from tfs_async.errors import StatusCode, http_status_for_code
-from tfs_async.testing import json_tensor
-from tfs_async.testing.json_reader import parse_json
+from tfs_async.testing import rest_json
+from tfs_async.testing.rest_json.reader import parse_json
 from tfs_async.testing.status import ServingStatus
 
 # --------------------------------------------------------------------------- helpers
@@ -131,9 +131,9 @@ def dtypes_of(signature_inputs: dict[str, str]) -> dict[str, int]:
     return {name: types_pb2.DataType.Value(dt) for name, dt in signature_inputs.items()}
 
 
-def run_predict_request(spec: dict[str, Any]) -> tuple[json_tensor.PredictBody, Any, str]:
-    body = json_tensor.parse_predict_body(predict_body(spec))
-    tensors, fmt = json_tensor.predict_inputs_from_json(body, dtypes_of(spec["signature_inputs"]))
+def run_predict_request(spec: dict[str, Any]) -> tuple[rest_json.PredictBody, Any, str]:
+    body = rest_json.parse_predict_body(predict_body(spec))
+    tensors, fmt = rest_json.predict_inputs_from_json(body, dtypes_of(spec["signature_inputs"]))
     return body, tensors, fmt
 
 
@@ -153,8 +153,8 @@ def result_proto(method: str, values: list[Any]) -> Any:
 
 def result_json(method: str, result: Any) -> bytes:
     if method == "regress":
-        return json_tensor.regression_result_to_json(result)
-    return json_tensor.classification_result_to_json(result)
+        return rest_json.regression_result_to_json(result)
+    return rest_json.classification_result_to_json(result)
 
 
 def feature_as_vector(feature: example_pb2.Feature) -> dict[str, list[Any]]:
@@ -201,7 +201,7 @@ def test_request_json_to_tensors(case: dict[str, Any]) -> None:
 def test_tensors_to_response_json(case: dict[str, Any]) -> None:
     spec, expected = case["input"], case["expected"]
     outputs = {name: tensor_from_vector(t) for name, t in spec["outputs"].items()}
-    actual = json_tensor.predict_outputs_to_json(outputs, spec["format"])
+    actual = rest_json.predict_outputs_to_json(outputs, spec["format"])
     assert_json_matches(actual, expected["json"], expected["compare"])
 
 
@@ -217,7 +217,7 @@ def test_result_to_response_json(case: dict[str, Any]) -> None:
 def test_request_json_to_examples(case: dict[str, Any], method: str) -> None:
     spec, expected = case["input"], case["expected"]
     assert method in spec["applies_to"]
-    signature_name, model_input = json_tensor.parse_classify_regress_body(
+    signature_name, model_input = rest_json.parse_classify_regress_body(
         spec["body"].encode(), method
     )
     assert signature_name == expected["signature_name"]
@@ -233,7 +233,7 @@ def test_request_json_to_examples(case: dict[str, Any], method: str) -> None:
 @case_params("status_to_error_json")
 def test_status_to_error_json(case: dict[str, Any]) -> None:
     spec, expected = case["input"], case["expected"]
-    actual = json_tensor.error_to_json(spec["message"])
+    actual = rest_json.error_to_json(spec["message"])
     assert_json_matches(actual, expected["json"], expected["compare"])
     assert json.loads(actual) == {"error": spec["message"]}
 
@@ -243,13 +243,13 @@ def _error_runs(spec: dict[str, Any]) -> list[Any]:
     stage = spec.get("stage")
     if stage == "tensors_to_response_json":
         outputs = {name: tensor_from_vector(t) for name, t in spec["outputs"].items()}
-        return [lambda: json_tensor.predict_outputs_to_json(outputs, spec["format"])]
+        return [lambda: rest_json.predict_outputs_to_json(outputs, spec["format"])]
     if stage == "result_to_response_json":
         return [lambda: result_json(spec["method"], result_proto(spec["method"], spec["result"]))]
     if "applies_to" in spec:
         body = spec["body"].encode()
         return [
-            lambda m=method: json_tensor.parse_classify_regress_body(body, m)
+            lambda m=method: rest_json.parse_classify_regress_body(body, m)
             for method in spec["applies_to"]
         ]
     assert stage is None, stage
@@ -269,6 +269,6 @@ def test_error(case: dict[str, Any]) -> None:
         if "http_status" in expected:
             assert http_status_for_code(info.value.code) == expected["http_status"]
         # The message travels as a well-formed error body.
-        assert json.loads(json_tensor.error_to_json(info.value.message)) == {
+        assert json.loads(rest_json.error_to_json(info.value.message)) == {
             "error": info.value.message
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 from pathlib import Path
 
 import aiohttp
@@ -136,3 +137,55 @@ async def test_faults_cross_the_process_boundary(models_dir: Path) -> None:
             async with session.post(url, data=b'{"inputs": [1.0]}') as resp:
                 statuses.append((resp.status, json.loads(await resp.read())))
     assert statuses == [(409, {"error": "injected fault"}), (200, {"outputs": [2.5]})]
+
+
+def _ipv6_loopback_available() -> bool:
+    """True when this machine can bind a socket on ``::1``."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def test_ipv6_addresses_are_bracketed(models_dir: Path) -> None:
+    server = ModelServerProcess(
+        host="::1",
+        model_name="hpt",
+        model_base_path=models_dir / "saved_model_half_plus_two_cpu",
+        startup_timeout=TIMEOUT,
+    )
+    if not _ipv6_loopback_available():
+        # No IPv6 loopback here: check the URL building on the real object, unstarted.
+        server.grpc_port, server.rest_port = 8500, 8501
+        assert server.grpc_target == "[::1]:8500"
+        assert server.rest_url == "http://[::1]:8501"
+        return
+    with server:
+        assert server.grpc_target == f"[::1]:{server.grpc_port}"
+        assert server.rest_url == f"http://[::1]:{server.rest_port}"
+
+        async def predict() -> tuple[object, list[float]]:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as s,
+                s.post(f"{server.rest_url}/v1/models/hpt:predict", data=b'{"inputs": [1.0]}') as r,
+            ):
+                rest = json.loads(await r.read())
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "hpt"
+            request.inputs["x"].dtype = types_pb2.DT_FLOAT
+            request.inputs["x"].tensor_shape.dim.add(size=1)
+            request.inputs["x"].float_val.append(1.0)
+            async with grpc.aio.insecure_channel(server.grpc_target) as channel:
+                call = channel.unary_unary(
+                    _methods.PREDICT,
+                    request_serializer=predict_pb2.PredictRequest.SerializeToString,
+                    response_deserializer=predict_pb2.PredictResponse.FromString,
+                )
+                reply = await call(request, timeout=TIMEOUT)
+            return rest, list(reply.outputs["y"].float_val)
+
+        assert asyncio.run(predict()) == ({"outputs": [2.5]}, [2.5])

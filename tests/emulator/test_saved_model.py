@@ -11,12 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 from google.protobuf import json_format
-from test_core import STEP, predict_request, raises
+from test_serving import STEP, predict_request, raises
 
 from tfs_async._proto import get_model_metadata_pb2
 from tfs_async.config import model_config, model_server_config
 from tfs_async.errors import StatusCode
-from tfs_async.testing.core import ServerCore
 from tfs_async.testing.reference_models import half_plus_two_functions
 from tfs_async.testing.saved_model import (
     SavedModel,
@@ -24,6 +23,7 @@ from tfs_async.testing.saved_model import (
     read_signature_defs,
     tensorflow_available,
 )
+from tfs_async.testing.serving import ServerCore
 from tfs_async.testing.status import ServingStatus
 
 METADATA_FILES = [
@@ -147,7 +147,7 @@ async def test_version_directory_removed_before_load_fails_the_version(
     core = ServerCore([SavedModel("m", base)])
     await asyncio.wait_for(core.start(), STEP)
     try:
-        from test_core import call_status
+        from test_serving import call_status
 
         from tfs_async.types import VersionState
 

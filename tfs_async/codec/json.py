@@ -51,8 +51,6 @@ __all__ = [
 Body: TypeAlias = bytes | bytearray | memoryview | str
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-# numpy kinds orjson writes natively (bool, signed, unsigned, float).
-_REST_KINDS = "biuf"
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -113,7 +111,7 @@ def _prepare(value: Any, name: str) -> tuple[tuple[int, ...], Any]:
         # to_array made str into bytes; the caller's own items say str or bytes.
         source = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=object)
         return arr.shape, _string_value(source)
-    if kind not in _REST_KINDS or arr.dtype == np.float16:
+    if not dtypes.rest_numeric(arr.dtype):
         datatype = dtypes.datatype_name(dtypes.to_datatype(arr.dtype, name=name))
         raise InvalidInputError(
             f"input {name!r}: dtype {arr.dtype} ({datatype}) cannot be sent over REST; "

@@ -19,7 +19,6 @@ byte range with one copy; other outputs go through protobuf and
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeAlias
@@ -95,7 +94,7 @@ def _model_spec_field(model: ModelSpec) -> bytes:
 
 
 @lru_cache(maxsize=1024)
-def _tensor_head(datatype: int, shape: tuple[int, ...]) -> bytes:
+def _tensor_head(datatype: dtypes.DataType, shape: tuple[int, ...]) -> bytes:
     """TensorProto's dtype and tensor_shape fields. A zero dim size is not written."""
     dims = []
     for d in shape:
@@ -106,29 +105,7 @@ def _tensor_head(datatype: int, shape: tuple[int, ...]) -> bytes:
 
 
 # Native-order numeric dtypes whose buffer goes on the wire as is (a little-endian host).
-_WIRE_READY: dict[np.dtype[Any], int] = (
-    {
-        np.dtype(t): dtypes.to_datatype(np.dtype(t))
-        for t in (
-            np.float16,
-            np.float32,
-            np.float64,
-            np.int8,
-            np.int16,
-            np.int32,
-            np.int64,
-            np.uint8,
-            np.uint16,
-            np.uint32,
-            np.uint64,
-            np.bool_,
-            np.complex64,
-            np.complex128,
-        )
-    }
-    if sys.byteorder == "little"
-    else {}
-)
+_WIRE_READY = dtypes.RAW_CONTENT_DATATYPES
 
 
 def _entry_head(name: str, tensor_len: int) -> bytes:
@@ -139,7 +116,7 @@ def _entry_head(name: str, tensor_len: int) -> bytes:
 
 
 @lru_cache(maxsize=1024)
-def _input_prefix(name: str, datatype: int, shape: tuple[int, ...], size: int) -> bytes:
+def _input_prefix(name: str, datatype: dtypes.DataType, shape: tuple[int, ...], size: int) -> bytes:
     """Everything of one numeric ``inputs`` map entry that precedes the array's bytes."""
     head = _tensor_head(datatype, shape)
     if size:

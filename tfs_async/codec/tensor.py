@@ -42,23 +42,7 @@ TensorProto = tensor_pb2.TensorProto
 _DT = types_pb2.DataType
 
 # Which typed field AsProtoField fills for each dtype, and the numpy dtype of its items.
-_FIELD_FOR: dict[int, tuple[str, np.dtype[Any]]] = {
-    _DT.DT_FLOAT: ("float_val", np.dtype(np.float32)),
-    _DT.DT_DOUBLE: ("double_val", np.dtype(np.float64)),
-    _DT.DT_INT8: ("int_val", np.dtype(np.int32)),
-    _DT.DT_INT16: ("int_val", np.dtype(np.int32)),
-    _DT.DT_INT32: ("int_val", np.dtype(np.int32)),
-    _DT.DT_UINT8: ("int_val", np.dtype(np.int32)),
-    _DT.DT_UINT16: ("int_val", np.dtype(np.int32)),
-    _DT.DT_INT64: ("int64_val", np.dtype(np.int64)),
-    _DT.DT_UINT32: ("uint32_val", np.dtype(np.uint32)),
-    _DT.DT_UINT64: ("uint64_val", np.dtype(np.uint64)),
-    _DT.DT_BOOL: ("bool_val", np.dtype(np.bool_)),
-    _DT.DT_HALF: ("half_val", np.dtype(np.int32)),
-    _DT.DT_BFLOAT16: ("half_val", np.dtype(np.int32)),
-    _DT.DT_COMPLEX64: ("scomplex_val", np.dtype(np.float32)),
-    _DT.DT_COMPLEX128: ("dcomplex_val", np.dtype(np.float64)),
-}
+_FIELD_FOR = dtypes.VAL_FIELDS
 _COMPLEX = (_DT.DT_COMPLEX64, _DT.DT_COMPLEX128)
 _HALF_BITS = (_DT.DT_HALF, _DT.DT_BFLOAT16)
 
@@ -198,7 +182,7 @@ def encode_tensor(value: Any, *, name: str = "tensor", as_content: bool = True) 
     """
     arr = to_array(value, name=name)
     datatype = dtypes.to_datatype(arr.dtype, name=name)
-    proto = TensorProto(dtype=datatype)  # type: ignore[arg-type]
+    proto = TensorProto(dtype=datatype)
     _set_shape(proto, arr.shape)
     if datatype == _DT.DT_STRING:
         proto.string_val.extend(to_string_array(arr, name=name).ravel().tolist())
@@ -209,7 +193,7 @@ def encode_tensor(value: Any, *, name: str = "tensor", as_content: bool = True) 
     return proto
 
 
-def _fill_typed_field(proto: TensorProto, datatype: int, arr: npt.NDArray[Any]) -> None:
+def _fill_typed_field(proto: TensorProto, datatype: dtypes.DataType, arr: npt.NDArray[Any]) -> None:
     field, item_dtype = _FIELD_FOR[datatype]
     # Bit-pattern views below need the host's byte order.
     flat = arr.ravel().astype(arr.dtype.newbyteorder("="), copy=False)
@@ -269,7 +253,7 @@ def decode_tensor(
         raise error(exc.message) from None
     shape = _shape_of(proto, fail)
     count = int(np.prod(shape, dtype=np.int64))
-    datatype = proto.dtype - 100 if proto.dtype > 100 else proto.dtype
+    datatype = dtypes.base_datatype(proto.dtype)
     content = proto.tensor_content
     if datatype == _DT.DT_STRING:
         if content:
@@ -309,7 +293,7 @@ def _pad(values: list[Any], count: int, zero: Any, fail: ErrorFactory) -> list[A
 
 def _decode_typed_field(
     proto: TensorProto,
-    datatype: int,
+    datatype: dtypes.DataType,
     dtype: np.dtype[Any],
     shape: tuple[int, ...],
     count: int,

@@ -21,7 +21,6 @@ True
 
 from __future__ import annotations
 
-from tfs_async.testing.core import LoadedVersion, ServerCore
 from tfs_async.testing.faults import (
     Fault,
     FaultPlan,
@@ -29,6 +28,7 @@ from tfs_async.testing.faults import (
     fault_from_dict,
     uniform_latency,
 )
+from tfs_async.testing.model_manager import LoadedVersion, ModelManager
 from tfs_async.testing.models import (
     ModelSource,
     PythonModel,
@@ -38,10 +38,12 @@ from tfs_async.testing.models import (
     regress_signature,
     signature,
 )
+from tfs_async.testing.prediction_service import PredictionService
 from tfs_async.testing.process import ModelServerProcess, ServerProcessError
 from tfs_async.testing.reference_models import half_plus_two_functions
 from tfs_async.testing.saved_model import SavedModel
 from tfs_async.testing.server import ModelServer
+from tfs_async.testing.serving import ServerCore
 from tfs_async.testing.status import ServingStatus
 
 __all__ = [
@@ -49,8 +51,10 @@ __all__ = [
     "FaultPlan",
     "LoadedVersion",
     "ModelServer",
+    "ModelManager",
     "ModelServerProcess",
     "ModelSource",
+    "PredictionService",
     "PythonModel",
     "SavedModel",
     "ServerCore",

@@ -3,7 +3,7 @@
 Handlers are registered generically under TF Serving's service names and method
 paths (:mod:`tfs_async._methods`) and (de)serialize with this package's own
 protobuf classes, which share TF's field numbers. Each call goes through the
-fault plan, then the :class:`~tfs_async.testing.core.ServerCore`; a
+fault plan, then the :class:`~tfs_async.testing.serving.ServerCore`; a
 :class:`~tfs_async.testing.status.ServingStatus` becomes the gRPC status with
 TF Serving's code and its message cut at 1024 bytes.
 """
@@ -34,7 +34,7 @@ from tfs_async.testing.faults import ConnectionDropped, FaultPlan
 from tfs_async.testing.status import ServingStatus
 
 if TYPE_CHECKING:
-    from tfs_async.testing.core import ServerCore
+    from tfs_async.testing.serving import ServerCore
 
 __all__ = [
     "GRPC_SERVER_OPTIONS",
@@ -92,10 +92,11 @@ def _model_name(request: Any) -> str | None:
 
 
 class _Handlers:
-    """The gRPC method implementations bound to one core and fault-plan source."""
+    """The gRPC method implementations bound to one server's models, predictions and faults."""
 
     def __init__(self, core: ServerCore, faults: Callable[[], FaultPlan | None]) -> None:
-        self._core = core
+        self._models = core
+        self._prediction = core.prediction
         self._faults = faults
 
     async def _run(
@@ -109,7 +110,7 @@ class _Handlers:
         try:
             if plan is not None:
                 await plan.apply("grpc", method, model)
-            # The client's deadline becomes the core's run timeout, as in TF Serving.
+            # The client's deadline becomes the prediction's run timeout, as in TF Serving.
             return await call(context.time_remaining())
         except ServingStatus as status:
             await context.abort(grpc.StatusCode[status.code.name], truncate_message(status.message))
@@ -130,7 +131,7 @@ class _Handlers:
             "predict",
             _model_name(request),
             context,
-            lambda timeout: self._core.predict(request, timeout=timeout),
+            lambda timeout: self._prediction.predict(request, timeout=timeout),
         )
 
     async def classify(
@@ -142,7 +143,7 @@ class _Handlers:
             "classify",
             _model_name(request),
             context,
-            lambda timeout: self._core.classify(request, timeout=timeout),
+            lambda timeout: self._prediction.classify(request, timeout=timeout),
         )
 
     async def regress(
@@ -152,7 +153,7 @@ class _Handlers:
             "regress",
             _model_name(request),
             context,
-            lambda timeout: self._core.regress(request, timeout=timeout),
+            lambda timeout: self._prediction.regress(request, timeout=timeout),
         )
 
     async def multi_inference(
@@ -165,7 +166,7 @@ class _Handlers:
             "multi_inference",
             model,
             context,
-            lambda timeout: self._core.multi_inference(request, timeout=timeout),
+            lambda timeout: self._prediction.multi_inference(request, timeout=timeout),
         )
 
     async def get_model_metadata(
@@ -177,7 +178,7 @@ class _Handlers:
             "get_model_metadata",
             _model_name(request),
             context,
-            lambda _timeout: self._core.get_model_metadata(request),
+            lambda _timeout: self._prediction.get_model_metadata(request),
         )
 
     async def get_model_status(
@@ -189,7 +190,7 @@ class _Handlers:
             "get_model_status",
             _model_name(request),
             context,
-            lambda _timeout: self._core.get_model_status(request),
+            lambda _timeout: self._models.get_model_status(request),
         )
 
     async def reload_config(
@@ -201,7 +202,7 @@ class _Handlers:
             "reload_config",
             None,
             context,
-            lambda _timeout: self._core.reload_config(request),
+            lambda _timeout: self._models.reload_config(request),
         )
 
 

@@ -31,7 +31,7 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -51,7 +51,6 @@ __all__ = [
     "TensorDef",
     "classify_signature",
     "dtype_enum",
-    "dtype_short_name",
     "parse_examples",
     "regress_signature",
     "signature",
@@ -69,33 +68,26 @@ DTypeLike = str | int | np.dtype[Any] | type
 ShapeLike = Sequence[int] | None
 
 
-def dtype_enum(dtype: DTypeLike) -> int:
+def dtype_enum(dtype: DTypeLike) -> dtypes.DataType:
     """TF's ``DataType`` value for a name (``"DT_FLOAT"``), enum value or numpy dtype.
 
     >>> dtype_enum("DT_FLOAT"), dtype_enum("float32"), dtype_enum(np.int64)
     (1, 1, 9)
     """
-    if isinstance(dtype, int) and not isinstance(dtype, bool):
+    if isinstance(dtype, bool):
+        raise ValueError(f"not a TF or numpy dtype: {dtype!r}")
+    if isinstance(dtype, int):
         types_pb2.DataType.Name(dtype)  # ValueError for an unknown value
-        return dtype
+        return cast(dtypes.DataType, dtype)
     if isinstance(dtype, str) and dtype.startswith("DT_"):
         return dtypes.datatype_from_name(dtype)
     if dtype in ("string", "bytes", bytes, str):
         return types_pb2.DT_STRING
     try:
-        np_dtype = np.dtype(dtype)  # type: ignore[arg-type]
+        np_dtype = np.dtype(dtype)
     except TypeError as exc:
         raise ValueError(f"not a TF or numpy dtype: {dtype!r}") from exc
     return dtypes.to_datatype(np_dtype, name=str(dtype))
-
-
-def dtype_short_name(dtype: int) -> str:
-    """TF's short dtype name as its kernels print it (``DT_FLOAT`` -> ``float``).
-
-    >>> dtype_short_name(types_pb2.DT_STRING), dtype_short_name(types_pb2.DT_HALF)
-    ('string', 'half')
-    """
-    return types_pb2.DataType.Name(dtype).removeprefix("DT_").lower()
 
 
 @dataclass(frozen=True)
@@ -108,13 +100,13 @@ class TensorDef:
         tensor_name: the graph tensor name shown in metadata (``"x:0"``); may be empty.
     """
 
-    dtype: int
+    dtype: dtypes.DataType
     shape: tuple[int, ...] | None = None
     tensor_name: str = ""
 
     def to_proto(self) -> meta_graph_pb2.TensorInfo:
         """The ``TensorInfo`` TF Serving puts in a ``SignatureDef``."""
-        info = meta_graph_pb2.TensorInfo(name=self.tensor_name, dtype=self.dtype)  # type: ignore[arg-type]
+        info = meta_graph_pb2.TensorInfo(name=self.tensor_name, dtype=self.dtype)
         if self.shape is None:
             info.tensor_shape.unknown_rank = True
         else:
@@ -192,7 +184,7 @@ class Signature:
         def spec(info: meta_graph_pb2.TensorInfo) -> TensorDef:
             shape = info.tensor_shape
             dims = None if shape.unknown_rank else tuple(int(d.size) for d in shape.dim)
-            return TensorDef(dtype=int(info.dtype), shape=dims, tensor_name=info.name)
+            return TensorDef(dtype=info.dtype, shape=dims, tensor_name=info.name)
 
         return cls(
             inputs={k: spec(v) for k, v in proto.inputs.items()},
@@ -329,9 +321,7 @@ def parse_examples(
         rows = columns[name]
         if len({len(r) for r in rows}) > 1:
             raise ValueError(f"feature {name!r} has a different number of values per example")
-        np_dtype = (
-            np.dtype(object) if dtype_enum(dtype) == types_pb2.DT_STRING else np.dtype(dtype)  # type: ignore[arg-type]
-        )
+        np_dtype = dtypes.to_numpy_dtype(dtype_enum(dtype), name=name)
         width = len(rows[0]) if rows else 0
         out[name] = np.array(rows, dtype=np_dtype).reshape(len(rows), width)
     return out

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any
 
+from tfs_async.testing.addresses import ListenerAddresses
 from tfs_async.testing.cli import READY_PREFIX
 
 __all__ = ["ModelServerProcess", "ServerProcessError"]
@@ -35,7 +36,7 @@ class ServerProcessError(RuntimeError):
     """The child server failed to start or died; the message carries its stderr tail."""
 
 
-class ModelServerProcess:
+class ModelServerProcess(ListenerAddresses):
     """The TF Serving emulator in its own process (sync and async context manager).
 
     Args:
@@ -109,21 +110,7 @@ class ModelServerProcess:
         self.rest_port: int | None = None
         self.pid: int | None = None
 
-    # -- addresses ---------------------------------------------------------
-
-    @property
-    def grpc_target(self) -> str:
-        """``host:port`` of the child's gRPC listener."""
-        if self.grpc_port is None:
-            raise RuntimeError("the gRPC listener is not running")
-        return f"{self.host}:{self.grpc_port}"
-
-    @property
-    def rest_url(self) -> str:
-        """``http://host:port`` of the child's REST listener."""
-        if self.rest_port is None:
-            raise RuntimeError("the REST listener is not running")
-        return f"http://{self.host}:{self.rest_port}"
+    # -- addresses (grpc_target, rest_url: ListenerAddresses) ----------------
 
     @property
     def running(self) -> bool:

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
 
-from tfs_async.errors import StatusCode
-from tfs_async.testing.status import ServingStatus, invalid_argument
+from tfs_async.testing.status import invalid_argument
 
 __all__ = ["RestAction", "RestRoute", "is_v1_path", "parse_rest_request"]
 
@@ -99,8 +98,7 @@ def parse_rest_request(method: str, path: str) -> RestRoute:
     if raw_version:
         version = int(raw_version)
         if version > _INT64_MAX:
-            raise ServingStatus(
-                StatusCode.INVALID_ARGUMENT,
+            raise invalid_argument(
                 f"Failed to convert version: {raw_version} to numeric.",
             )
     label = _decode(raw_label) if raw_label else None

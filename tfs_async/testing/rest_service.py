@@ -11,7 +11,7 @@ It follows TF Serving's ``http_server.cc`` / ``http_rest_api_handler.cc``:
 * predict resolves the servable and signature before it reads the tensors, so a
   bad body on an unknown model is a 404 unless the JSON itself is broken.
 
-The JSON conversions themselves live in :mod:`tfs_async.testing.json_tensor`
+The JSON conversions themselves live in :mod:`tfs_async.testing.rest_json`
 and the URL grammar in :mod:`tfs_async.testing.rest_path`.
 """
 
@@ -35,13 +35,13 @@ from tfs_async._proto import (
     regression_pb2,
 )
 from tfs_async.errors import StatusCode, http_status_for_code
-from tfs_async.testing import json_tensor, rest_path
+from tfs_async.testing import rest_json, rest_path
 from tfs_async.testing.faults import ConnectionDropped, FaultPlan
 from tfs_async.testing.status import ServingStatus, invalid_argument
 
 if TYPE_CHECKING:
-    from tfs_async.testing.core import ServerCore
     from tfs_async.testing.rest_path import RestRoute
+    from tfs_async.testing.serving import ServerCore
 
 __all__ = ["MAX_UNCOMPRESSED_BYTES", "RestService"]
 
@@ -70,7 +70,7 @@ def _json_response(body: bytes, status: int = 200) -> web.Response:
 
 def _error_response(status: ServingStatus) -> web.Response:
     return _json_response(
-        json_tensor.error_to_json(status.message), http_status_for_code(status.code)
+        rest_json.error_to_json(status.message), http_status_for_code(status.code)
     )
 
 
@@ -96,10 +96,10 @@ def _model_spec(route: RestRoute, signature_name: str = "") -> model_pb2.ModelSp
 
 
 class RestService:
-    """The request handler TF Serving's REST port runs, bound to one core.
+    """The request handler TF Serving's REST port runs, bound to one server's models.
 
     Args:
-        core: the server core answering the calls.
+        core: the models (and their prediction service) answering the calls.
         timeout_ms: ``--rest_api_timeout_in_ms``; applied to predict, classify
             and regress when > 0.
         faults: returns the fault plan in force (or None) for each request.
@@ -115,7 +115,8 @@ class RestService:
         faults: Callable[[], FaultPlan | None] = lambda: None,
         prometheus_path: str | None = None,
     ) -> None:
-        self._core = core
+        self._models = core
+        self._prediction = core.prediction
         self._timeout = timeout_ms / 1000.0 if timeout_ms > 0 else None
         self._faults = faults
         self._prometheus_path = prometheus_path
@@ -171,14 +172,14 @@ class RestService:
         if route.action == "status":
             status_req = get_model_status_pb2.GetModelStatusRequest(model_spec=_model_spec(route))
             return _json_response(
-                json_tensor.status_to_json(await self._core.get_model_status(status_req))
+                rest_json.status_to_json(await self._models.get_model_status(status_req))
             )
         if route.action == "metadata":
             meta_req = get_model_metadata_pb2.GetModelMetadataRequest(
                 model_spec=_model_spec(route), metadata_field=["signature_def"]
             )
             return _json_response(
-                json_tensor.metadata_to_json(await self._core.get_model_metadata(meta_req))
+                rest_json.metadata_to_json(await self._prediction.get_model_metadata(meta_req))
             )
         if route.action == "predict":
             return _json_response(await self._predict(route, body))
@@ -187,18 +188,18 @@ class RestService:
         raise invalid_argument(f"Malformed request: {route.action}")
 
     async def _predict(self, route: RestRoute, body: bytes) -> bytes:
-        parsed = json_tensor.parse_predict_body(body)
+        parsed = rest_json.parse_predict_body(body)
         signature_name = parsed.signature_name or "serving_default"
         # The servable and signature are looked up before the tensors are read
         # (TF Serving's processing order decides which error a bad request gets).
-        servable = self._core.resolve(_model_spec(route))
+        servable = self._models.resolve(_model_spec(route))
         signature = servable.signatures.get(signature_name)
         if signature is None:
             raise invalid_argument(
                 f'Serving signature name: "{signature_name}" not found in signature def'
             )
         dtypes = {alias: info.dtype for alias, info in signature.inputs.items()}
-        tensors, fmt = json_tensor.predict_inputs_from_json(parsed, dtypes)
+        tensors, fmt = rest_json.predict_inputs_from_json(parsed, dtypes)
         request = predict_pb2.PredictRequest()
         request.model_spec.name = servable.name
         # Pin the resolved version so a concurrent reload cannot switch servables mid-call.
@@ -208,19 +209,21 @@ class RestService:
             request.inputs[alias].CopyFrom(tensor)
         # TF's writer reads the typed *_val fields; ours reads either form and writes the
         # same bytes, and tensor_content skips building then re-reading the typed fields.
-        response = await self._core.predict(request, timeout=self._timeout, tensor_content=True)
-        return json_tensor.predict_outputs_to_json(response.outputs, fmt)
+        response = await self._prediction.predict(
+            request, timeout=self._timeout, tensor_content=True
+        )
+        return rest_json.predict_outputs_to_json(response.outputs, fmt)
 
     async def _classify_regress(self, route: RestRoute, body: bytes) -> bytes:
-        signature_name, model_input = json_tensor.parse_classify_regress_body(body, route.action)
+        signature_name, model_input = rest_json.parse_classify_regress_body(body, route.action)
         spec = _model_spec(route, signature_name)
         if route.action == "classify":
             creq = classification_pb2.ClassificationRequest(model_spec=spec, input=model_input)
-            cresp = await self._core.classify(creq, timeout=self._timeout)
-            return json_tensor.classification_result_to_json(cresp.result)
+            cresp = await self._prediction.classify(creq, timeout=self._timeout)
+            return rest_json.classification_result_to_json(cresp.result)
         rreq = regression_pb2.RegressionRequest(model_spec=spec, input=model_input)
-        rresp = await self._core.regress(rreq, timeout=self._timeout)
-        return json_tensor.regression_result_to_json(rresp.result)
+        rresp = await self._prediction.regress(rreq, timeout=self._timeout)
+        return rest_json.regression_result_to_json(rresp.result)
 
     def _preflight(self, request: web.BaseRequest) -> web.Response:
         # CORS preflight as http_server.cc answers it: 200 for an http(s) Origin, else 400.

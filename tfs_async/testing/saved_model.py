@@ -30,7 +30,7 @@ import numpy.typing as npt
 from tfs_async._proto import meta_graph_pb2
 from tfs_async.errors import StatusCode
 from tfs_async.testing.models import ArrayDict, ModelSource, Signature, SignatureFunction
-from tfs_async.testing.status import ServingStatus
+from tfs_async.testing.status import ServingStatus, failed_precondition, not_found
 
 __all__ = ["SavedModel", "list_versions", "read_signature_defs", "version_dir"]
 
@@ -44,9 +44,7 @@ def list_versions(base_path: str | os.PathLike[str]) -> list[int]:
     """
     base = Path(base_path)
     if not base.is_dir():
-        raise ServingStatus(
-            StatusCode.NOT_FOUND, f"Could not find base path {base} for servable {base.name}"
-        )
+        raise not_found(f"Could not find base path {base} for servable {base.name}")
     return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit() and p.is_dir())
 
 
@@ -56,9 +54,7 @@ def version_dir(base_path: str | os.PathLike[str], version: int) -> Path:
     for p in base.iterdir():
         if p.name.isdigit() and int(p.name) == version and p.is_dir():
             return p
-    raise ServingStatus(
-        StatusCode.NOT_FOUND, f"Could not find version {version} under base path {base}"
-    )
+    raise not_found(f"Could not find version {version} under base path {base}")
 
 
 def read_signature_defs(
@@ -71,8 +67,7 @@ def read_signature_defs(
     """
     pb = Path(path) / "saved_model.pb"
     if not pb.is_file():
-        raise ServingStatus(
-            StatusCode.NOT_FOUND,
+        raise not_found(
             f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {path}",
         )
     saved = meta_graph_pb2.SavedModel()
@@ -85,8 +80,7 @@ def read_signature_defs(
         if set(graph.meta_info_def.tags) == wanted:
             return {key: sig for key, sig in graph.signature_def.items()}
     tag_text = ",".join(sorted(wanted))
-    raise ServingStatus(
-        StatusCode.NOT_FOUND,
+    raise not_found(
         f"Could not find meta graph def matching supplied tags: {{ {tag_text} }}. "
         f"To inspect available tag-sets in the SavedModel, please use the SavedModel CLI: "
         f"`saved_model_cli`",
@@ -125,8 +119,7 @@ class _TensorFlowRunner:
 
 def _missing_function(model: str, version: int, key: str) -> SignatureFunction:
     def fail(inputs: ArrayDict) -> dict[str, npt.NDArray[Any]]:
-        raise ServingStatus(
-            StatusCode.FAILED_PRECONDITION,
+        raise failed_precondition(
             f"Model {model} version {version}: signature {key!r} has no Python function bound "
             f"and TensorFlow is not installed to execute the SavedModel. Pass "
             f"SavedModel(..., functions={{{key!r}: callable}}) or install tensorflow-cpu.",

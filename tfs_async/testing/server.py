@@ -25,7 +25,7 @@ import grpc.aio
 from aiohttp import web
 
 from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
-from tfs_async.testing.core import ServerCore
+from tfs_async.testing.addresses import ListenerAddresses, host_for_url
 from tfs_async.testing.faults import FaultPlan
 from tfs_async.testing.grpc_service import (
     GRPC_SERVER_OPTIONS,
@@ -34,6 +34,7 @@ from tfs_async.testing.grpc_service import (
 )
 from tfs_async.testing.models import ModelSource
 from tfs_async.testing.rest_service import RestService
+from tfs_async.testing.serving import ServerCore
 
 __all__ = ["ModelServer"]
 
@@ -43,7 +44,7 @@ _log = logging.getLogger(__name__)
 _GRACE_SECONDS = 1.0
 
 
-class ModelServer:
+class ModelServer(ListenerAddresses):
     """TF Serving's ``tensorflow_model_server``, emulated in-process (gRPC + REST).
 
     Args:
@@ -63,7 +64,7 @@ class ModelServer:
         enable_grpc_healthcheck_service: also serve ``grpc.health.v1.Health/Check``.
         grpc_credentials: serve gRPC over TLS with these (``grpc.ssl_server_credentials``).
         ssl_context: serve REST over HTTPS with this server-side context.
-        core: a ready :class:`~tfs_async.testing.core.ServerCore` to serve instead of
+        core: a ready :class:`~tfs_async.testing.serving.ServerCore` to serve instead of
             building one (the server then neither starts nor stops it).
         **core_options: further keyword arguments for :class:`ServerCore`.
 
@@ -131,22 +132,11 @@ class ModelServer:
         self.grpc_port: int | None = None
         self.rest_port: int | None = None
 
-    # -- addresses ---------------------------------------------------------
+    # -- addresses (grpc_target, rest_url: ListenerAddresses) ----------------
 
     @property
-    def grpc_target(self) -> str:
-        """``host:port`` of the gRPC listener (raises if gRPC is disabled or not started)."""
-        if self.grpc_port is None:
-            raise RuntimeError("the gRPC listener is not running")
-        return f"{_host_for_url(self.host)}:{self.grpc_port}"
-
-    @property
-    def rest_url(self) -> str:
-        """``http(s)://host:port`` of the REST listener (raises if disabled or not started)."""
-        if self.rest_port is None:
-            raise RuntimeError("the REST listener is not running")
-        scheme = "https" if self._ssl_context is not None else "http"
-        return f"{scheme}://{_host_for_url(self.host)}:{self.rest_port}"
+    def _rest_scheme(self) -> str:
+        return "https" if self._ssl_context is not None else "http"
 
     @property
     def running(self) -> bool:
@@ -239,7 +229,7 @@ class ModelServer:
                 handlers=handlers,
                 options=GRPC_SERVER_OPTIONS + self._grpc_options,
             )
-            address = f"{_host_for_url(self.host)}:{grpc_port}"
+            address = f"{host_for_url(self.host)}:{grpc_port}"
             try:
                 if self._grpc_credentials is not None:
                     bound = server.add_secure_port(address, self._grpc_credentials)
@@ -288,13 +278,8 @@ class ModelServer:
             try:
                 await self.core.poll_config_file()
             except Exception:
-                # A broken file keeps the previous config; the core reports why.
+                # A broken file keeps the previous config; the model manager reports why.
                 _log.exception("polling the model config file failed")
 
     def __repr__(self) -> str:
         return f"ModelServer(grpc_port={self.grpc_port}, rest_port={self.rest_port})"
-
-
-def _host_for_url(host: str) -> str:
-    """IPv6 literals need brackets in targets and URLs."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host

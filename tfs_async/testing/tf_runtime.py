@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from tfs_async._proto import meta_graph_pb2
 from tfs_async.errors import StatusCode
-from tfs_async.testing.status import ServingStatus
+from tfs_async.testing.status import ServingStatus, invalid_argument, not_found
 
 __all__ = ["SignatureFunction", "TensorFlowSignature", "load_signature_functions"]
 
@@ -99,8 +99,7 @@ def _check_tags(path: Path, tags: Sequence[str]) -> None:
     saved = meta_graph_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
     if any(set(graph.meta_info_def.tags) == set(tags) for graph in saved.meta_graphs):
         return
-    raise ServingStatus(
-        StatusCode.NOT_FOUND,
+    raise not_found(
         f"Could not find meta graph def matching supplied tags: {{ {','.join(sorted(tags))} }}. "
         "To inspect available tag-sets in the SavedModel, please use the SavedModel CLI: "
         "`saved_model_cli`",
@@ -130,8 +129,7 @@ class TensorFlowSignature:
         """Run the signature; see :func:`load_signature_functions`."""
         tf = self._tf
         if set(inputs) != set(self.input_dtypes):
-            raise ServingStatus(
-                StatusCode.INVALID_ARGUMENT,
+            raise invalid_argument(
                 f"Signature {self.key!r} expects inputs {sorted(self.input_dtypes)}, "
                 f"got {sorted(inputs)}",
             )
@@ -142,7 +140,7 @@ class TensorFlowSignature:
             raise ServingStatus(StatusCode(exc.error_code), exc.message) from exc
         except (TypeError, ValueError) as exc:
             # Raised while binding arguments (e.g. a rank the function cannot take).
-            raise ServingStatus(StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+            raise invalid_argument(str(exc)) from exc
         return {alias: np.asarray(tensor.numpy()) for alias, tensor in outputs.items()}
 
     def _feed(self, alias: str, value: npt.NDArray[Any]) -> Any:
@@ -153,14 +151,12 @@ class TensorFlowSignature:
         try:
             given = tf.string if array.dtype.kind in "OSU" else tf.as_dtype(array.dtype)
         except TypeError as exc:
-            raise ServingStatus(
-                StatusCode.INVALID_ARGUMENT,
+            raise invalid_argument(
                 f"Input {alias!r} of signature {self.key!r} has dtype {array.dtype}, "
                 f"which TensorFlow cannot carry (expects {expected.name})",
             ) from exc
         if given != expected:
-            raise ServingStatus(
-                StatusCode.INVALID_ARGUMENT,
+            raise invalid_argument(
                 f"Input {alias!r} of signature {self.key!r} expects {expected.name} "
                 f"but {given.name} is provided",
             )

@@ -1,7 +1,7 @@
-"""The vectorized REST JSON paths give exactly what the element-by-element ones give.
+"""The dense REST JSON path gives exactly what the element-by-element one gives.
 
-``predict_inputs_from_json`` and ``predict_outputs_to_json`` read and write big
-numeric tensors with numpy; ``vectorized=False`` is the element-by-element reference
+``rest_json.dense`` reads and writes big numeric tensors with numpy;
+``rest_json.request`` / ``rest_json.response`` are the element-by-element reference
 (TF Serving's own order of checks). Same tensors, same errors, same bytes.
 """
 
@@ -20,8 +20,8 @@ from hypothesis.extra import numpy as hnp
 from tfs_async._proto import tensor_pb2, types_pb2
 from tfs_async.codec.tensor import encode_tensor
 from tfs_async.errors import StatusCode
-from tfs_async.testing import json_tensor
-from tfs_async.testing.json_writer import float_tokens, format_float
+from tfs_async.testing.rest_json import dense, request, response
+from tfs_async.testing.rest_json.writer import float_tokens, format_float
 from tfs_async.testing.status import ServingStatus
 
 DT = types_pb2.DataType
@@ -45,8 +45,9 @@ _INPUT_DTYPES = [
 def read(body: bytes, dtypes: dict[str, int], *, vectorized: bool) -> Any:
     """What a predict body reads to: (tensor bytes by name, format) or (code, message)."""
     try:
-        parsed = json_tensor.parse_predict_body(body)
-        tensors, fmt = json_tensor.predict_inputs_from_json(parsed, dtypes, vectorized=vectorized)
+        parsed = request.parse_predict_body(body)
+        reader = dense if vectorized else request
+        tensors, fmt = reader.predict_inputs_from_json(parsed, dtypes)
     except ServingStatus as exc:
         return exc.code, exc.message
     return [(name, t.SerializeToString()) for name, t in tensors.items()], fmt
@@ -140,8 +141,8 @@ def test_reading_named_instances_matches_the_reference(
     ],
 )
 def test_dense_numbers_take_the_vectorized_path(values: str, dtype: int) -> None:
-    parsed = json_tensor.parse_predict_body(f'{{"inputs": {values}}}'.encode())
-    assert json_tensor._dense_values(parsed.document["inputs"], dtype) is not None
+    parsed = request.parse_predict_body(f'{{"inputs": {values}}}'.encode())
+    assert dense.dense_values(parsed.document["inputs"], dtype) is not None
     assert_same_reading(f'{{"inputs": {values}}}'.encode(), {"x": dtype})
     assert_same_reading(f'{{"instances": {values}}}'.encode(), {"x": dtype})
 
@@ -168,8 +169,8 @@ def test_dense_numbers_take_the_vectorized_path(values: str, dtype: int) -> None
 )
 def test_inputs_numpy_would_misread_fall_back(values: str, dtype: int, message_end: str) -> None:
     body = f'{{"inputs": {values}}}'.encode()
-    parsed = json_tensor.parse_predict_body(body)
-    assert json_tensor._dense_values(parsed.document["inputs"], dtype) is None
+    parsed = request.parse_predict_body(body)
+    assert dense.dense_values(parsed.document["inputs"], dtype) is None
     code, message = assert_same_reading(body, {"x": dtype})
     assert code == StatusCode.INVALID_ARGUMENT
     assert message_end in message
@@ -191,7 +192,8 @@ def test_deep_nesting_reads_like_the_reference(depth: int) -> None:
 
 def write(outputs: dict[str, tensor_pb2.TensorProto], fmt: str, *, vectorized: bool) -> Any:
     try:
-        return json_tensor.predict_outputs_to_json(outputs, fmt, vectorized=vectorized)
+        writer = dense if vectorized else response
+        return writer.predict_outputs_to_json(outputs, fmt)
     except ServingStatus as exc:
         return exc.code, exc.message
 

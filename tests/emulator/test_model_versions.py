@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_core import STEP, add_sig, call_status, predict_request, raises, versioned
+from test_serving import STEP, add_sig, call_status, predict_request, raises, versioned
 
 from tfs_async._proto import model_management_pb2, model_server_config_pb2
 from tfs_async.config import format_model_server_config, model_config, model_server_config
 from tfs_async.errors import StatusCode
-from tfs_async.testing.core import ServerCore
 from tfs_async.testing.models import PythonModel
+from tfs_async.testing.serving import ServerCore
 from tfs_async.testing.status import ServingStatus
 from tfs_async.types import VersionState
 

@@ -31,7 +31,7 @@ from tfs_async._proto import (
 )
 from tfs_async.config import model_config, model_server_config
 from tfs_async.errors import StatusCode
-from tfs_async.testing.core import ServerCore
+from tfs_async.testing.serving import ServerCore
 from tfs_async.testing.status import ServingStatus
 
 STEP = 10.0

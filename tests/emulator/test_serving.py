@@ -20,11 +20,11 @@ from tfs_async._proto import (
     input_pb2,
     predict_pb2,
     regression_pb2,
+    types_pb2,
 )
 from tfs_async.codec.tensor import decode_tensor, encode_tensor
 from tfs_async.config import model_config, model_server_config
 from tfs_async.errors import StatusCode
-from tfs_async.testing.core import ServerCore
 from tfs_async.testing.models import (
     PythonModel,
     Signature,
@@ -33,6 +33,7 @@ from tfs_async.testing.models import (
     regress_signature,
     signature,
 )
+from tfs_async.testing.serving import ServerCore
 from tfs_async.testing.status import ServingStatus
 from tfs_async.types import VersionState
 
@@ -188,6 +189,21 @@ async def test_unknown_signature_and_output_filter_errors(core: ServerCore) -> N
     err = await raises(core.predict(predict_request("m", output_filter=("z",))))
     assert err.message == (
         "output tensor alias not found in signature: z Outputs expected to be in the set {y}."
+    )
+
+
+@pytest.mark.parametrize(
+    ("sent", "text"), [(types_pb2.DT_DOUBLE, "double"), (999, "unknown dtype enum (999)")]
+)
+async def test_input_dtype_mismatch_names_both_dtypes_as_tf_does(
+    core: ServerCore, sent: int, text: str
+) -> None:
+    req = predict_request("m")
+    req.inputs["x"].dtype = sent  # type: ignore[assignment]
+    err = await raises(core.predict(req))
+    assert (err.code, err.message) == (
+        StatusCode.INVALID_ARGUMENT,
+        f"Expects arg[0] to be float but {text} is provided",
     )
 
 

@@ -21,7 +21,7 @@ Values come back as ``dict`` (first occurrence order), ``list``, ``str``, ``int`
 >>> parse_json(b'[nul]')
 Traceback (most recent call last):
 ...
-tfs_async.testing.json_reader.JsonSyntaxError: Invalid value. at offset: 4
+tfs_async.testing.rest_json.reader.JsonSyntaxError: Invalid value. at offset: 4
 """
 
 from __future__ import annotations

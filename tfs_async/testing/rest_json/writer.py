@@ -447,7 +447,7 @@ class _PrettyWriter:
 
 
 def debug_string(value: Any, limit: int = _MAX_DEBUG_BYTES) -> str:
-    """``value`` (as parsed by json_reader) dumped the way TF Serving quotes it in errors."""
+    """``value`` (as parsed by the reader) dumped the way TF Serving quotes it in errors."""
     writer = _PrettyWriter(limit)
     # Iterative walk: values may be nested far deeper than Python's recursion limit.
     stack: list[Iterable[Any]] = [iter((value,))]
