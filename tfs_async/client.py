@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tfs_async.batching import MicroBatcher
 from tfs_async.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
@@ -65,7 +66,6 @@ from tfs_async.validation import (
 
 if TYPE_CHECKING:
     from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
-    from tfs_async.batching import MicroBatcher
 
 __all__ = ["Client", "transport_for"]
 
@@ -370,11 +370,22 @@ class Client:
         >>> asyncio.run(main())
         'half_plus_two' 32
         """
-        from tfs_async.batching import MicroBatcher
-
         self._check_open()
+
+        def send(
+            spec: ModelSpec, inputs: Mapping[str, Any] | Any, timeout: float | None
+        ) -> Awaitable[PredictResult]:
+            return self.predict(
+                spec.name,
+                inputs,
+                version=spec.version,
+                label=spec.label,
+                signature=spec.signature,
+                timeout=timeout,
+            )
+
         return MicroBatcher(
-            self,
+            send,
             model,
             version=version,
             label=label,
