@@ -29,6 +29,7 @@ from tfs_async.errors import (
     InvalidArgumentError,
     InvalidInputError,
     NotFoundError,
+    StatusCode,
     UnavailableError,
 )
 from tfs_async.options import (
@@ -255,9 +256,7 @@ class Client:
     async def connect(self, timeout: float | None = None) -> None:
         """Open the connections now (gRPC channel warm-up) instead of on the first call."""
         self._check_open()
-        connect = getattr(self._shared.transport, "connect", None)
-        if connect is not None:
-            await connect(timeout)
+        await self._shared.transport.connect(timeout)
 
     def _check_open(self) -> None:
         if self._shared.closed:
@@ -329,7 +328,7 @@ class Client:
                 # class whatever the protocol.
                 raise FailedPreconditionError(
                     f'Serving signature key "{signature or DEFAULT_SIGNATURE}" not found.',
-                    http_status=400 if transport.protocol == "http" else None,
+                    http_status=transport.http_status_for(StatusCode.FAILED_PRECONDITION),
                     model=spec,
                 )
             if time_left is not None:
@@ -341,8 +340,10 @@ class Client:
             named = name_single_input(inputs, signature_info, spec)
         if signature_info is not None and (options.validate or options.cast):
             named = check_inputs(named, signature_info, spec, cast=options.cast)
-            if output_filter and options.validate:
-                check_output_filter(output_filter, signature_info, spec)
+        if output_filter and (options.validate or not transport.sends_output_filter):
+            # A transport that cannot send the filter relies on this check (the
+            # server's own, done here); otherwise it is the optional validation.
+            check_output_filter(output_filter, signature_info, spec)
         request = PredictRequest(spec, named, tuple(output_filter or ()), signature_info)
         return await self._call(lambda o: transport.predict(request, o), spec, time_left)
 

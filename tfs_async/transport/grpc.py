@@ -46,8 +46,8 @@ from tfs_async.errors import (
     TFServingError,
     error_for_code,
 )
-from tfs_async.options import TLSConfig
 from tfs_async.transport.base import CallOptions, Transport
+from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
     ClassifyRequest,
     ClassifyResult,
