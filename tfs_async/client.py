@@ -36,11 +36,12 @@ from tfs_async.options import (
     DEFAULT_TIMEOUT,
     ClientOptions,
     MetadataLike,
-    TLSConfig,
     normalize_metadata,
 )
 from tfs_async.retry import RetryBudget, RetryPolicy, call_with_retries
 from tfs_async.transport.base import CallOptions, Transport
+from tfs_async.transport.target import transport_for
+from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
     DEFAULT_SIGNATURE,
     ClassifyRequest,
@@ -68,53 +69,9 @@ from tfs_async.validation import (
 if TYPE_CHECKING:
     from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
 
-__all__ = ["Client", "transport_for"]
+__all__ = ["Client"]
 
 T = TypeVar("T")
-_GRPC_NAME_PREFIXES = ("dns:", "ipv4:", "ipv6:", "unix:")
-
-
-def transport_for(
-    target: str,
-    *,
-    pool_size: int | None = None,
-    tls: TLSConfig | None = None,
-    max_connection_age: float | None = None,
-) -> Transport:
-    """The transport a target string names.
-
-    ``grpc://host:port``, ``grpcs://host:port`` (TLS), ``http://host:port``,
-    ``https://host:port``, or a gRPC name: ``dns:///host:port``,
-    ``ipv4:a:p,b:p`` (several replicas, round robin), ``unix:path``.
-
-    >>> transport_for("grpc://localhost:8500").protocol
-    'grpc'
-    >>> transport_for("https://localhost:8501").protocol
-    'http'
-    """
-    from tfs_async.transport.grpc import GrpcTransport
-    from tfs_async.transport.http import HttpTransport
-
-    scheme, sep, rest = target.partition("://")
-    if sep and scheme in ("grpc", "grpcs"):
-        if tls is None and scheme == "grpcs":
-            tls = TLSConfig()
-        return GrpcTransport(
-            rest.rstrip("/"),
-            pool_size=pool_size or 1,
-            tls=tls,
-            max_connection_age=max_connection_age,
-        )
-    if sep and scheme in ("http", "https"):
-        return HttpTransport(target.rstrip("/"), pool_size=pool_size or 16, tls=tls)
-    if target.startswith(_GRPC_NAME_PREFIXES):
-        return GrpcTransport(
-            target, pool_size=pool_size or 1, tls=tls, max_connection_age=max_connection_age
-        )
-    raise ValueError(
-        f"unsupported target {target!r}: use grpc://host:8500, grpcs://, http://host:8501, "
-        "https://, dns:///host:8500 or ipv4:a:port,b:port"
-    )
 
 
 class _Shared:
@@ -155,8 +112,8 @@ class Client:
     """An asyncio client for one TF Serving server (or a load-balanced set).
 
     Args:
-        target: a target string (see :func:`transport_for`) or a :class:`Transport`.
-            A transport given here is closed with the client.
+        target: a target string (see :func:`~tfs_async.transport.target.transport_for`)
+            or a :class:`Transport`. A transport given here is closed with the client.
         timeout: default seconds per call, all retries included (default 60, so that a
             stalled server cannot hang a caller forever; ``None``: no deadline).
         max_retries: default retries after a failed attempt (see :mod:`tfs_async.retry`).

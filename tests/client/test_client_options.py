@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tfs_async.client import Client, transport_for
+from tfs_async.client import Client
 from tfs_async.options import ClientOptions, TLSConfig, normalize_metadata
 from tfs_async.retry import RetryPolicy
 from tfs_async.transport.grpc import GrpcTransport
 from tfs_async.transport.http import HttpTransport
+from tfs_async.transport.target import transport_for
 
 
 @pytest.mark.parametrize(
