@@ -1,4 +1,8 @@
-"""Target strings: which transport a ``grpc://``, ``http://`` or gRPC name target means."""
+"""Target strings: which transport a ``grpc://``, ``http://`` or gRPC name target means.
+
+The concrete transport module is imported only for the target that needs it, so a
+gRPC-only program never imports aiohttp and a REST-only one never imports grpc.
+"""
 
 from __future__ import annotations
 
@@ -28,11 +32,10 @@ def transport_for(
     >>> transport_for("https://localhost:8501").protocol
     'http'
     """
-    from tfs_async.transport.grpc import GrpcTransport
-    from tfs_async.transport.http import HttpTransport
-
     scheme, sep, rest = target.partition("://")
     if sep and scheme in ("grpc", "grpcs"):
+        from tfs_async.transport.grpc import GrpcTransport
+
         if tls is None and scheme == "grpcs":
             tls = TLSConfig()
         return GrpcTransport(
@@ -42,8 +45,12 @@ def transport_for(
             max_connection_age=max_connection_age,
         )
     if sep and scheme in ("http", "https"):
+        from tfs_async.transport.http import HttpTransport
+
         return HttpTransport(target.rstrip("/"), pool_size=pool_size or 16, tls=tls)
     if target.startswith(_GRPC_NAME_PREFIXES):
+        from tfs_async.transport.grpc import GrpcTransport
+
         return GrpcTransport(
             target, pool_size=pool_size or 1, tls=tls, max_connection_age=max_connection_age
         )
