@@ -17,7 +17,6 @@ metadata cache; the transport below it performs single exchanges.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,7 +37,7 @@ from tfs_async.options import (
     MetadataLike,
     normalize_metadata,
 )
-from tfs_async.retry import RetryBudget, RetryPolicy, call_with_retries
+from tfs_async.retry import RetryBudget, RetryPolicy, backoff_delay, call_with_retries
 from tfs_async.transport.base import CallOptions, Transport
 from tfs_async.transport.target import transport_for
 from tfs_async.transport.tls import TLSConfig
@@ -85,6 +84,8 @@ class _Shared:
 
 
 _MAX_VERSION = 2**63 - 1
+# wait_until_available: its polls back off from poll_interval up to this many seconds.
+_MAX_POLL_INTERVAL = 1.0
 
 
 def _model(
@@ -459,13 +460,14 @@ class Client:
         """Wait until the model (the version, the label, or any version) can serve.
 
         Polls the model's status (for a label: its metadata) with backoff from
-        ``poll_interval`` up to 1 s, while the server is unreachable or the model
+        ``poll_interval`` up to 1 s (:func:`~tfs_async.retry.backoff_delay`, jitter
+        up to ``poll_interval``), while the server is unreachable or the model
         unknown or loading. Returns the available version's status; raises
         DeadlineExceededError after ``timeout`` seconds, with the last answer as cause.
         """
         spec = _model(model, version, label)
         deadline = time.monotonic() + timeout
-        delay = poll_interval
+        polls = 0
         last: BaseException | None = None
         quick = self.with_options(max_retries=0)
         while True:
@@ -487,9 +489,11 @@ class Client:
                 last, found = error, None
             if found is not None:
                 return found
-            pause = min(delay * (0.5 + random.random()), max(deadline - time.monotonic(), 0))
-            await asyncio.sleep(pause)
-            delay = min(delay * 2, 1.0)
+            polls += 1
+            pause = backoff_delay(
+                polls, initial=poll_interval, maximum=_MAX_POLL_INTERVAL, jitter=poll_interval
+            )
+            await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
 
     async def _available_version(
         self, spec: ModelSpec, timeout: float
