@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -42,9 +41,9 @@ from tfs_async.codec.predict_wire import decode_predict_response, encode_predict
 from tfs_async.errors import (
     ConnectionFailedError,
     ResponseDecodeError,
-    StatusCode,
     TFServingError,
     error_for_code,
+    error_from_grpc,
 )
 from tfs_async.transport.base import CallOptions, Transport
 from tfs_async.transport.tls import TLSConfig
@@ -62,7 +61,7 @@ from tfs_async.types import (
     RegressResult,
 )
 
-__all__ = ["GrpcTransport", "grpc_error"]
+__all__ = ["GrpcTransport"]
 
 M = TypeVar("M", bound=Message)
 D = TypeVar("D")
@@ -70,23 +69,6 @@ R = TypeVar("R")
 
 MAX_MESSAGE_LENGTH = 2**31 - 1
 _LOAD_BALANCED_PREFIXES = ("dns:", "ipv4:", "ipv6:")
-# UNAVAILABLE raised by the channel itself (no answer from a server) rather than by a server.
-_CONNECTION_FAILURE = re.compile(
-    r"failed to connect|connection refused|connection reset|socket closed|broken pipe|"
-    r"handshake|ssl|tls|connect failed|endpoint|goaway|unreachable|no route|"
-    r"name resolution|dns resolution|transport closed|stream removed",
-    re.IGNORECASE,
-)
-
-
-def grpc_error(error: grpc.aio.AioRpcError, model: ModelSpec | None) -> TFServingError:
-    """Turn a failed call into the SDK's error (connection failures: ConnectionFailedError)."""
-    code = error.code()
-    details = error.details() or ""
-    if code == grpc.StatusCode.UNAVAILABLE and _CONNECTION_FAILURE.search(details):
-        return ConnectionFailedError(details, model=model)
-    value = code.value[0] if isinstance(code.value, tuple) else StatusCode.UNKNOWN
-    return error_for_code(value, details, model=model)
 
 
 class _Channel:
@@ -282,7 +264,7 @@ class GrpcTransport(Transport):
                 compression=grpc.Compression.Gzip if options.compress else None,
             )
         except grpc.aio.AioRpcError as error:
-            raise grpc_error(error, model) from error
+            raise error_from_grpc(error, model=model) from error
         return response
 
     @staticmethod
