@@ -31,6 +31,7 @@ from tfs_async.errors import (
     StatusCode,
     UnavailableError,
 )
+from tfs_async.metadata_cache import MetadataCache
 from tfs_async.options import (
     DEFAULT_TIMEOUT,
     ClientOptions,
@@ -59,7 +60,6 @@ from tfs_async.types import (
     VersionState,
 )
 from tfs_async.validation import (
-    MetadataCache,
     check_inputs,
     check_output_filter,
     name_single_input,
