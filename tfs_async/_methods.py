@@ -1,17 +1,10 @@
-"""TF Serving's gRPC method paths (they stay TF Serving's whatever our proto package is)."""
+"""Former name of :mod:`tfs_async._grpc_methods`; import that module instead.
+
+Kept as a re-export until the last importers (the emulator's tests, the
+benchmarks) have moved to the new name.
+"""
 
 from __future__ import annotations
 
-PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
-MODEL_SERVICE = "tensorflow.serving.ModelService"
-
-PREDICT = f"/{PREDICTION_SERVICE}/Predict"
-CLASSIFY = f"/{PREDICTION_SERVICE}/Classify"
-REGRESS = f"/{PREDICTION_SERVICE}/Regress"
-MULTI_INFERENCE = f"/{PREDICTION_SERVICE}/MultiInference"
-GET_MODEL_METADATA = f"/{PREDICTION_SERVICE}/GetModelMetadata"
-GET_MODEL_STATUS = f"/{MODEL_SERVICE}/GetModelStatus"
-HANDLE_RELOAD_CONFIG = f"/{MODEL_SERVICE}/HandleReloadConfigRequest"
-
-# The Any.type_url of GetModelMetadataResponse.metadata["signature_def"].
-SIGNATURE_DEF_MAP_TYPE_URL = "type.googleapis.com/tensorflow.serving.SignatureDefMap"
+from tfs_async._grpc_methods import *  # noqa: F403
+from tfs_async._grpc_methods import __all__ as __all__

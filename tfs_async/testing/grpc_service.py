@@ -20,7 +20,7 @@ import grpc.aio
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import (
     classification_pb2,
     get_model_metadata_pb2,

@@ -26,7 +26,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError, Message
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods
 from tfs_async._proto import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -279,14 +279,14 @@ class GrpcTransport(Transport):
     async def predict(self, request: PredictRequest, options: CallOptions) -> PredictResult:
         """Run Predict; the request bytes are written by the codec's fast path."""
         payload = encode_predict_request(request.model, request.inputs, request.output_filter)
-        data = await self._unary(_methods.PREDICT, payload, options, request.model)
+        data = await self._unary(_grpc_methods.PREDICT, payload, options, request.model)
         return _decoded(decode_predict_response, data, request.model)
 
     async def classify(self, request: ClassifyRequest, options: CallOptions) -> ClassifyResult:
         """Run Classify over tf.Examples built from the request's features."""
         proto = messages.classify_request_to_proto(request)
         data = await self._unary(
-            _methods.CLASSIFY, proto.SerializeToString(), options, request.model
+            _grpc_methods.CLASSIFY, proto.SerializeToString(), options, request.model
         )
         response = self._parse(classification_pb2.ClassificationResponse, data, request.model)
         return messages.classify_result_from_proto(response)
@@ -295,7 +295,7 @@ class GrpcTransport(Transport):
         """Run Regress over tf.Examples built from the request's features."""
         proto = messages.regress_request_to_proto(request)
         data = await self._unary(
-            _methods.REGRESS, proto.SerializeToString(), options, request.model
+            _grpc_methods.REGRESS, proto.SerializeToString(), options, request.model
         )
         response = self._parse(regression_pb2.RegressionResponse, data, request.model)
         return messages.regress_result_from_proto(response)
@@ -307,7 +307,7 @@ class GrpcTransport(Transport):
         model = request.tasks[0].model if request.tasks else None
         proto = messages.multi_inference_request_to_proto(request)
         data = await self._unary(
-            _methods.MULTI_INFERENCE, proto.SerializeToString(), options, model
+            _grpc_methods.MULTI_INFERENCE, proto.SerializeToString(), options, model
         )
         response = self._parse(inference_pb2.MultiInferenceResponse, data, model)
         return messages.multi_inference_result_from_proto(response)
@@ -316,7 +316,7 @@ class GrpcTransport(Transport):
         """Fetch the model's signature defs (metadata_field ``signature_def``)."""
         proto = messages.metadata_request_to_proto(model)
         data = await self._unary(
-            _methods.GET_MODEL_METADATA, proto.SerializeToString(), options, model
+            _grpc_methods.GET_MODEL_METADATA, proto.SerializeToString(), options, model
         )
         response = self._parse(get_model_metadata_pb2.GetModelMetadataResponse, data, model)
         return _decoded(messages.metadata_from_proto, response, model)
@@ -327,7 +327,7 @@ class GrpcTransport(Transport):
         """Fetch the state of the model's versions, newest first."""
         proto = messages.status_request_to_proto(model)
         data = await self._unary(
-            _methods.GET_MODEL_STATUS, proto.SerializeToString(), options, model
+            _grpc_methods.GET_MODEL_STATUS, proto.SerializeToString(), options, model
         )
         response = self._parse(get_model_status_pb2.GetModelStatusResponse, data, model)
         statuses = messages.status_from_proto(response)
@@ -339,7 +339,7 @@ class GrpcTransport(Transport):
         """Send HandleReloadConfigRequest; raise if the server reports a non-OK status."""
         proto = model_management_pb2.ReloadConfigRequest(config=config)
         data = await self._unary(
-            _methods.HANDLE_RELOAD_CONFIG, proto.SerializeToString(), options, None
+            _grpc_methods.HANDLE_RELOAD_CONFIG, proto.SerializeToString(), options, None
         )
         response = self._parse(model_management_pb2.ReloadConfigResponse, data, None)
         if response.status.error_code != 0:
