@@ -278,7 +278,16 @@ class Client:
         time_left = options.timeout if timeout is None else timeout
         single = not isinstance(inputs, Mapping)
         signature_info = None
-        if single or options.validate or options.cast or transport.wants_signature_info:
+        filter_here = bool(output_filter) and (
+            options.validate or not transport.sends_output_filter
+        )
+        if (
+            single
+            or options.validate
+            or options.cast
+            or filter_here
+            or transport.wants_signature_info
+        ):
             metadata = await self._cached_metadata(spec, time_left)
             signature_info = metadata.signatures.get(signature or DEFAULT_SIGNATURE)
             if signature_info is None:
@@ -298,9 +307,10 @@ class Client:
             named = name_single_input(inputs, signature_info, spec)
         if signature_info is not None and (options.validate or options.cast):
             named = check_inputs(named, signature_info, spec, cast=options.cast)
-        if output_filter and (options.validate or not transport.sends_output_filter):
+        if filter_here:
             # A transport that cannot send the filter relies on this check (the
             # server's own, done here); otherwise it is the optional validation.
+            assert output_filter is not None
             check_output_filter(output_filter, signature_info, spec)
         request = PredictRequest(spec, named, tuple(output_filter or ()), signature_info)
         return await self._call(lambda o: transport.predict(request, o), spec, time_left)
