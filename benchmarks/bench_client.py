@@ -38,7 +38,7 @@ import grpc.aio
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods as _methods
 from tfs_async.bench.models import FLOAT_INPUT, MODEL_NAME
 from tfs_async.client import Client
 from tfs_async.codec.json import encode_predict_body

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor_pool
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods
 from tfs_async._proto import (
     get_model_status_pb2,
     model_server_config_pb2,
@@ -118,10 +118,10 @@ def test_unknown_fields_survive_a_parse() -> None:
 
 
 def test_grpc_method_paths_are_tf_servings() -> None:
-    assert _methods.PREDICT == "/tensorflow.serving.PredictionService/Predict"
-    assert _methods.GET_MODEL_STATUS == "/tensorflow.serving.ModelService/GetModelStatus"
+    assert _grpc_methods.PREDICT == "/tensorflow.serving.PredictionService/Predict"
+    assert _grpc_methods.GET_MODEL_STATUS == "/tensorflow.serving.ModelService/GetModelStatus"
     assert (
-        _methods.HANDLE_RELOAD_CONFIG
+        _grpc_methods.HANDLE_RELOAD_CONFIG
         == "/tensorflow.serving.ModelService/HandleReloadConfigRequest"
     )
-    assert _methods.SIGNATURE_DEF_MAP_TYPE_URL.endswith("/tensorflow.serving.SignatureDefMap")
+    assert _grpc_methods.SIGNATURE_DEF_MAP_TYPE_URL.endswith("/tensorflow.serving.SignatureDefMap")

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,10 +44,17 @@ import numpy.typing as npt
 from tfs_async.errors import CancelledError, InvalidArgumentError, InvalidInputError
 from tfs_async.types import ModelSpec, PredictResult
 
-if TYPE_CHECKING:
-    from tfs_async.client import Client
+__all__ = ["BatchingError", "MicroBatcher", "PredictSend"]
 
-__all__ = ["BatchingError", "MicroBatcher"]
+#: How a batcher sends one batch: ``send(model, inputs, timeout)`` runs one Predict of
+#: ``inputs`` (a dict of arrays, or one array for a single-input signature) for
+#: ``model`` within ``timeout`` seconds (``None``: the sender's default) and returns
+#: its outputs or raises a :class:`~tfs_async.errors.TFServingError`. The sender owns
+#: retries, deadlines, metadata and validation; :meth:`Client.batcher
+#: <tfs_async.client.Client.batcher>` passes the client's predict.
+PredictSend = Callable[
+    [ModelSpec, "Mapping[str, Any] | Any", "float | None"], Awaitable[PredictResult]
+]
 
 # One input of a call as it merges: its name (None: a single unnamed input), dtype, trailing shape.
 _InputKey = tuple[str | None, str, tuple[int, ...]]
@@ -105,8 +112,9 @@ class MicroBatcher:
     """Merges concurrent :meth:`predict` calls for one model into batched requests.
 
     Args:
-        client: the client that sends the batches; its retries, deadline, metadata
-            and validation options apply to every batch.
+        send: sends one batch (see :data:`PredictSend`); :meth:`Client.batcher
+            <tfs_async.client.Client.batcher>` passes the client's predict, so its
+            retries, deadline, metadata and validation options apply to every batch.
         model / version / label / signature: what every call addresses.
         max_batch_size: a batch is sent as soon as it holds this many rows; calls
             are never split, so a single call larger than this is sent alone.
@@ -136,7 +144,7 @@ class MicroBatcher:
 
     def __init__(
         self,
-        client: Client,
+        send: PredictSend,
         model: str,
         *,
         version: int | None = None,
@@ -158,7 +166,7 @@ class MicroBatcher:
             self._spec = ModelSpec(model, version=version, label=label, signature=signature)
         except ValueError as error:
             raise InvalidInputError(str(error)) from None
-        self._client = client
+        self._send_batch = send
         self._max_batch_size = max_batch_size
         self._max_delay = float(max_delay)
         self._timeout = timeout
@@ -298,14 +306,7 @@ class MicroBatcher:
         calls = [c for c in batch.calls if not c.future.done()]
         try:
             if calls:
-                result = await self._client.predict(
-                    self._spec.name,
-                    _merge(calls),
-                    version=self._spec.version,
-                    label=self._spec.label,
-                    signature=self._spec.signature,
-                    timeout=self._timeout,
-                )
+                result = await self._send_batch(self._spec, _merge(calls), self._timeout)
                 _split(result, calls, self._spec)
         except asyncio.CancelledError:
             _fail(calls, CancelledError("the batch call was cancelled", model=self._spec))

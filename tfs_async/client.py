@@ -17,28 +17,31 @@ metadata cache; the transport below it performs single exchanges.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tfs_async.batching import MicroBatcher
 from tfs_async.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
     InvalidArgumentError,
     InvalidInputError,
     NotFoundError,
+    StatusCode,
     UnavailableError,
 )
+from tfs_async.metadata_cache import MetadataCache
 from tfs_async.options import (
     DEFAULT_TIMEOUT,
     ClientOptions,
     MetadataLike,
-    TLSConfig,
     normalize_metadata,
 )
-from tfs_async.retry import RetryBudget, RetryPolicy, call_with_retries
+from tfs_async.retry import RetryBudget, RetryPolicy, backoff_delay, call_with_retries
 from tfs_async.transport.base import CallOptions, Transport
+from tfs_async.transport.target import transport_for
+from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
     DEFAULT_SIGNATURE,
     ClassifyRequest,
@@ -57,7 +60,6 @@ from tfs_async.types import (
     VersionState,
 )
 from tfs_async.validation import (
-    MetadataCache,
     check_inputs,
     check_output_filter,
     name_single_input,
@@ -65,55 +67,10 @@ from tfs_async.validation import (
 
 if TYPE_CHECKING:
     from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
-    from tfs_async.batching import MicroBatcher
 
-__all__ = ["Client", "transport_for"]
+__all__ = ["Client"]
 
 T = TypeVar("T")
-_GRPC_NAME_PREFIXES = ("dns:", "ipv4:", "ipv6:", "unix:")
-
-
-def transport_for(
-    target: str,
-    *,
-    pool_size: int | None = None,
-    tls: TLSConfig | None = None,
-    max_connection_age: float | None = None,
-) -> Transport:
-    """The transport a target string names.
-
-    ``grpc://host:port``, ``grpcs://host:port`` (TLS), ``http://host:port``,
-    ``https://host:port``, or a gRPC name: ``dns:///host:port``,
-    ``ipv4:a:p,b:p`` (several replicas, round robin), ``unix:path``.
-
-    >>> transport_for("grpc://localhost:8500").protocol
-    'grpc'
-    >>> transport_for("https://localhost:8501").protocol
-    'http'
-    """
-    from tfs_async.transport.grpc import GrpcTransport
-    from tfs_async.transport.http import HttpTransport
-
-    scheme, sep, rest = target.partition("://")
-    if sep and scheme in ("grpc", "grpcs"):
-        if tls is None and scheme == "grpcs":
-            tls = TLSConfig()
-        return GrpcTransport(
-            rest.rstrip("/"),
-            pool_size=pool_size or 1,
-            tls=tls,
-            max_connection_age=max_connection_age,
-        )
-    if sep and scheme in ("http", "https"):
-        return HttpTransport(target.rstrip("/"), pool_size=pool_size or 16, tls=tls)
-    if target.startswith(_GRPC_NAME_PREFIXES):
-        return GrpcTransport(
-            target, pool_size=pool_size or 1, tls=tls, max_connection_age=max_connection_age
-        )
-    raise ValueError(
-        f"unsupported target {target!r}: use grpc://host:8500, grpcs://, http://host:8501, "
-        "https://, dns:///host:8500 or ipv4:a:port,b:port"
-    )
 
 
 class _Shared:
@@ -127,6 +84,8 @@ class _Shared:
 
 
 _MAX_VERSION = 2**63 - 1
+# wait_until_available: its polls back off from poll_interval up to this many seconds.
+_MAX_POLL_INTERVAL = 1.0
 
 
 def _model(
@@ -154,8 +113,8 @@ class Client:
     """An asyncio client for one TF Serving server (or a load-balanced set).
 
     Args:
-        target: a target string (see :func:`transport_for`) or a :class:`Transport`.
-            A transport given here is closed with the client.
+        target: a target string (see :func:`~tfs_async.transport.target.transport_for`)
+            or a :class:`Transport`. A transport given here is closed with the client.
         timeout: default seconds per call, all retries included (default 60, so that a
             stalled server cannot hang a caller forever; ``None``: no deadline).
         max_retries: default retries after a failed attempt (see :mod:`tfs_async.retry`).
@@ -255,9 +214,7 @@ class Client:
     async def connect(self, timeout: float | None = None) -> None:
         """Open the connections now (gRPC channel warm-up) instead of on the first call."""
         self._check_open()
-        connect = getattr(self._shared.transport, "connect", None)
-        if connect is not None:
-            await connect(timeout)
+        await self._shared.transport.connect(timeout)
 
     def _check_open(self) -> None:
         if self._shared.closed:
@@ -321,7 +278,16 @@ class Client:
         time_left = options.timeout if timeout is None else timeout
         single = not isinstance(inputs, Mapping)
         signature_info = None
-        if single or options.validate or options.cast or transport.wants_signature_info:
+        filter_here = bool(output_filter) and (
+            options.validate or not transport.sends_output_filter
+        )
+        if (
+            single
+            or options.validate
+            or options.cast
+            or filter_here
+            or transport.wants_signature_info
+        ):
             metadata = await self._cached_metadata(spec, time_left)
             signature_info = metadata.signatures.get(signature or DEFAULT_SIGNATURE)
             if signature_info is None:
@@ -329,7 +295,7 @@ class Client:
                 # class whatever the protocol.
                 raise FailedPreconditionError(
                     f'Serving signature key "{signature or DEFAULT_SIGNATURE}" not found.',
-                    http_status=400 if transport.protocol == "http" else None,
+                    http_status=transport.http_status_for(StatusCode.FAILED_PRECONDITION),
                     model=spec,
                 )
             if time_left is not None:
@@ -341,8 +307,11 @@ class Client:
             named = name_single_input(inputs, signature_info, spec)
         if signature_info is not None and (options.validate or options.cast):
             named = check_inputs(named, signature_info, spec, cast=options.cast)
-            if output_filter and options.validate:
-                check_output_filter(output_filter, signature_info, spec)
+        if filter_here:
+            # A transport that cannot send the filter relies on this check (the
+            # server's own, done here); otherwise it is the optional validation.
+            assert output_filter is not None
+            check_output_filter(output_filter, signature_info, spec)
         request = PredictRequest(spec, named, tuple(output_filter or ()), signature_info)
         return await self._call(lambda o: transport.predict(request, o), spec, time_left)
 
@@ -370,11 +339,22 @@ class Client:
         >>> asyncio.run(main())
         'half_plus_two' 32
         """
-        from tfs_async.batching import MicroBatcher
-
         self._check_open()
+
+        def send(
+            spec: ModelSpec, inputs: Mapping[str, Any] | Any, timeout: float | None
+        ) -> Awaitable[PredictResult]:
+            return self.predict(
+                spec.name,
+                inputs,
+                version=spec.version,
+                label=spec.label,
+                signature=spec.signature,
+                timeout=timeout,
+            )
+
         return MicroBatcher(
-            self,
+            send,
             model,
             version=version,
             label=label,
@@ -490,13 +470,14 @@ class Client:
         """Wait until the model (the version, the label, or any version) can serve.
 
         Polls the model's status (for a label: its metadata) with backoff from
-        ``poll_interval`` up to 1 s, while the server is unreachable or the model
+        ``poll_interval`` up to 1 s (:func:`~tfs_async.retry.backoff_delay`, jitter
+        up to ``poll_interval``), while the server is unreachable or the model
         unknown or loading. Returns the available version's status; raises
         DeadlineExceededError after ``timeout`` seconds, with the last answer as cause.
         """
         spec = _model(model, version, label)
         deadline = time.monotonic() + timeout
-        delay = poll_interval
+        polls = 0
         last: BaseException | None = None
         quick = self.with_options(max_retries=0)
         while True:
@@ -518,9 +499,11 @@ class Client:
                 last, found = error, None
             if found is not None:
                 return found
-            pause = min(delay * (0.5 + random.random()), max(deadline - time.monotonic(), 0))
-            await asyncio.sleep(pause)
-            delay = min(delay * 2, 1.0)
+            polls += 1
+            pause = backoff_delay(
+                polls, initial=poll_interval, maximum=_MAX_POLL_INTERVAL, jitter=poll_interval
+            )
+            await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
 
     async def _available_version(
         self, spec: ModelSpec, timeout: float

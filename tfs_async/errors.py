@@ -4,7 +4,8 @@ TF Serving reports failures as a canonical status code (the gRPC code, equal to
 ``tensorflow.error.Code``) plus a message. Over REST the code is folded into an
 HTTP status (see TF Serving's ``http_server.cc``) and the message is the body's
 ``"error"`` field. Both transports turn what they received into the same
-exception class here, so a caller writes one ``except`` whatever the protocol:
+exception class here (:func:`error_from_grpc`, :func:`error_from_http`), so a
+caller writes one ``except`` whatever the protocol:
 
 >>> from tfs_async.errors import error_from_http, NotFoundError
 >>> err = error_from_http(404, b'{"error": "Servable not found for request: Latest(m)"}')
@@ -17,8 +18,9 @@ exception class here, so a caller writes one ``except`` whatever the protocol:
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -48,6 +50,7 @@ __all__ = [
     "UnimplementedError",
     "UnknownError",
     "error_for_code",
+    "error_from_grpc",
     "error_from_http",
     "http_status_for_code",
 ]
@@ -374,6 +377,39 @@ def error_for_code(
         status = StatusCode.UNKNOWN
     cls = _CLASS_FOR_CODE.get(status, UnknownError)
     return cls(message, code=status, http_status=http_status, model=model)
+
+
+class RpcErrorLike(Protocol):
+    """What :func:`error_from_grpc` reads of a failed gRPC call (``grpc.aio.AioRpcError``)."""
+
+    def code(self) -> Any:
+        """The call's ``grpc.StatusCode``."""
+
+    def details(self) -> str | None:
+        """The status message."""
+
+
+# UNAVAILABLE raised by the channel itself (no answer from a server) rather than by a server.
+_CONNECTION_FAILURE = re.compile(
+    r"failed to connect|connection refused|connection reset|socket closed|broken pipe|"
+    r"handshake|ssl|tls|connect failed|endpoint|goaway|unreachable|no route|"
+    r"name resolution|dns resolution|transport closed|stream removed",
+    re.IGNORECASE,
+)
+
+
+def error_from_grpc(error: RpcErrorLike, *, model: ModelSpec | None = None) -> TFServingError:
+    """Build the exception for a failed gRPC call from its status code and details.
+
+    The code is read by name (``grpc.StatusCode.NOT_FOUND`` -> ``NOT_FOUND``), so
+    this module does not import grpc. UNAVAILABLE raised by the channel itself
+    (refused, reset, TLS handshake...) becomes :class:`ConnectionFailedError`.
+    """
+    details = error.details() or ""
+    code = StatusCode.__members__.get(getattr(error.code(), "name", ""), StatusCode.UNKNOWN)
+    if code == StatusCode.UNAVAILABLE and _CONNECTION_FAILURE.search(details):
+        return ConnectionFailedError(details, model=model)
+    return error_for_code(code, details, model=model)
 
 
 def error_from_http(status: int, body: bytes, *, model: ModelSpec | None = None) -> TFServingError:

@@ -1,4 +1,4 @@
-"""Client options (defaults with per-call overrides) and TLS settings.
+"""Client options: defaults with per-call overrides (TLS settings: :mod:`tfs_async.transport.tls`).
 
 >>> opts = ClientOptions(timeout=5.0)
 >>> opts.merged(timeout=1.0, max_retries=0).timeout
@@ -9,21 +9,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from tfs_async.retry import RetryPolicy
+from tfs_async.transport.tls import TLSConfig
 
 __all__ = ["DEFAULT_TIMEOUT", "ClientOptions", "MetadataLike", "TLSConfig", "normalize_metadata"]
 
 # Call metadata (gRPC) / headers (HTTP): a mapping or (key, value) pairs.
 MetadataLike = Mapping[str, str] | Sequence[tuple[str, str]]
-
-# PEM data as bytes, or a path to a PEM file.
-PemSource = bytes | str | os.PathLike[str]
 
 
 def normalize_metadata(metadata: MetadataLike | None) -> tuple[tuple[str, str], ...]:
@@ -77,42 +73,3 @@ class ClientOptions:
         if "metadata" in overrides:
             overrides["metadata"] = normalize_metadata(overrides["metadata"])
         return replace(self, **overrides)
-
-
-def _read_pem(source: PemSource | None) -> bytes | None:
-    if source is None:
-        return None
-    if isinstance(source, bytes):
-        return source
-    return Path(source).read_bytes()
-
-
-@dataclass(frozen=True)
-class TLSConfig:
-    """TLS for ``grpcs://`` and ``https://`` targets.
-
-    Each certificate is PEM bytes or a path to a PEM file. ``ca_cert`` ``None``
-    uses the system's roots; ``client_cert`` + ``client_key`` enable mutual TLS;
-    ``server_name`` overrides the name checked against the server's certificate.
-    """
-
-    ca_cert: PemSource | None = None
-    client_cert: PemSource | None = None
-    client_key: PemSource | None = None
-    server_name: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.client_cert is None) != (self.client_key is None):
-            raise ValueError("mutual TLS needs both client_cert and client_key")
-
-    def ca_pem(self) -> bytes | None:
-        """The CA certificates as PEM bytes (``None``: system roots)."""
-        return _read_pem(self.ca_cert)
-
-    def client_cert_pem(self) -> bytes | None:
-        """The client certificate chain as PEM bytes."""
-        return _read_pem(self.client_cert)
-
-    def client_key_pem(self) -> bytes | None:
-        """The client private key as PEM bytes."""
-        return _read_pem(self.client_key)

@@ -7,7 +7,8 @@ The rules, in one place (:func:`is_retryable` and :meth:`RetryPolicy.should_stop
   (TF Serving answers NOT_FOUND while a version loads), at most
   ``max_loading_retries`` times;
 * never retried: everything else, notably INVALID_ARGUMENT and FAILED_PRECONDITION;
-* waits: exponential backoff with jitter, capped;
+* waits: exponential backoff with jitter, capped (:func:`backoff_delay`, also used by
+  ``Client.wait_until_available`` between its polls);
 * one deadline covers every attempt: each attempt gets the time that is left,
   and no retry is started when its backoff plus the fastest attempt seen so far
   would overrun the deadline;
@@ -25,18 +26,13 @@ retryable error, tenacity's ``AsyncRetrying`` drives the retries.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    wait_exponential,
-    wait_random,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from tfs_async.errors import (
     DeadlineExceededError,
@@ -48,7 +44,7 @@ from tfs_async.errors import (
 )
 from tfs_async.types import ModelSpec
 
-__all__ = ["RetryBudget", "RetryPolicy", "call_with_retries", "is_retryable"]
+__all__ = ["RetryBudget", "RetryPolicy", "backoff_delay", "call_with_retries", "is_retryable"]
 
 T = TypeVar("T")
 
@@ -86,6 +82,32 @@ class RetryPolicy:
             raise ValueError("multiplier must be >= 1")
         if not 0 <= self.budget_ratio <= 1:
             raise ValueError("budget_ratio must be within [0, 1]")
+
+
+def backoff_delay(
+    retry: int,
+    *,
+    initial: float,
+    maximum: float,
+    multiplier: float = 2.0,
+    jitter: float = 0.0,
+) -> float:
+    """Seconds to wait before retry number ``retry`` (1 for the first).
+
+    Exponential from ``initial`` (``initial * multiplier ** (retry - 1)``), capped
+    at ``maximum``, plus up to ``jitter`` seconds at random so that clients failing
+    together do not come back together.
+
+    >>> [backoff_delay(n, initial=0.05, maximum=0.3) for n in (1, 2, 3, 4, 5)]
+    [0.05, 0.1, 0.2, 0.3, 0.3]
+    >>> 0.05 <= backoff_delay(1, initial=0.05, maximum=2.0, jitter=0.05) <= 0.1
+    True
+    """
+    try:
+        delay = min(initial * multiplier ** (retry - 1), maximum)
+    except OverflowError:  # a long wait loop with a large multiplier
+        delay = maximum
+    return delay + jitter * random.random() if jitter > 0 else delay
 
 
 def is_retryable(error: BaseException, policy: RetryPolicy) -> bool:
@@ -219,10 +241,13 @@ async def _retry(
     first_failure: list[TFServingError] = [state.errors[0]]
     retrying = AsyncRetrying(
         stop=lambda rs: _should_stop(rs, state, policy, budget),
-        wait=wait_exponential(
-            multiplier=policy.initial_backoff, max=policy.max_backoff, exp_base=policy.multiplier
-        )
-        + wait_random(0, policy.jitter),
+        wait=lambda rs: backoff_delay(
+            rs.attempt_number,
+            initial=policy.initial_backoff,
+            maximum=policy.max_backoff,
+            multiplier=policy.multiplier,
+            jitter=policy.jitter,
+        ),
         retry=retry_if_exception(lambda e: is_retryable(e, policy)),
         reraise=True,
     )

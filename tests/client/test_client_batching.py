@@ -19,7 +19,7 @@ from client_support import STEP, target_of, within
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tfs_async.batching import BatchingError, MicroBatcher
+from tfs_async.batching import BatchingError
 from tfs_async.client import Client
 from tfs_async.errors import (
     DeadlineExceededError,
@@ -447,10 +447,10 @@ async def test_bad_settings_are_refused() -> None:
 
 def _refuse_bad_settings(client: Client) -> None:
     with pytest.raises(ValueError, match="max_batch_size"):
-        MicroBatcher(client, MODEL, max_batch_size=0)
+        client.batcher(MODEL, max_batch_size=0)
     with pytest.raises(ValueError, match="max_delay"):
-        MicroBatcher(client, MODEL, max_delay=-1)
+        client.batcher(MODEL, max_delay=-1)
     with pytest.raises(ValueError, match="timeout"):
-        MicroBatcher(client, MODEL, timeout=0)
+        client.batcher(MODEL, timeout=0)
     with pytest.raises(InvalidInputError, match="not both"):
-        MicroBatcher(client, MODEL, version=1, label="stable")
+        client.batcher(MODEL, version=1, label="stable")

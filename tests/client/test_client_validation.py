@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import numpy as np
 import pytest
-from client_support import within
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tfs_async.errors import InvalidArgumentError, InvalidInputError, NotFoundError
-from tfs_async.types import ModelMetadata, ModelSpec, SignatureSpec, TensorSpec
+from tfs_async.errors import InvalidArgumentError, InvalidInputError
+from tfs_async.types import ModelSpec, SignatureSpec, TensorSpec
 from tfs_async.validation import (
-    MetadataCache,
     check_inputs,
     check_output_filter,
     name_single_input,
@@ -129,34 +126,3 @@ def test_output_filter_uses_tf_servings_wording() -> None:
         check_output_filter(["w"], SIG, MODEL)
     with pytest.raises(InvalidArgumentError, match="duplicate output tensor alias: y"):
         check_output_filter(["y", "y"], SIG, MODEL)
-
-
-async def test_metadata_cache_shares_one_fetch_and_does_not_cache_failures() -> None:
-    cache = MetadataCache(ttl=60)
-    calls = 0
-    release = asyncio.Event()
-    answer = ModelMetadata(MODEL, {"serving_default": SIG})
-
-    async def fetch() -> ModelMetadata:
-        nonlocal calls
-        calls += 1
-        await release.wait()
-        return answer
-
-    async def fail() -> ModelMetadata:
-        raise NotFoundError("not yet")
-
-    async with within(5):
-        with pytest.raises(NotFoundError):
-            await cache.get(MODEL, fail)
-        waiters = [asyncio.create_task(cache.get(MODEL, fetch)) for _ in range(5)]
-        await asyncio.sleep(0)  # let every waiter reach the cache
-        release.set()
-        results = await asyncio.gather(*waiters)
-    assert calls == 1
-    assert all(r is answer for r in results)
-    assert await cache.get(ModelSpec("m", signature="other"), fetch) is answer
-    cache.invalidate(MODEL)
-    async with within(5):
-        await cache.get(MODEL, fetch)
-    assert calls == 2

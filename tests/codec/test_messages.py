@@ -8,7 +8,7 @@ from google.protobuf import any_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfs_async._methods import SIGNATURE_DEF_MAP_TYPE_URL
+from tfs_async._grpc_methods import SIGNATURE_DEF_MAP_TYPE_URL
 from tfs_async._proto import (
     classification_pb2,
     get_model_metadata_pb2,

@@ -24,7 +24,7 @@ from aiohttp import ClientSession, ClientTimeout
 from google.protobuf.message import Message
 from yarl import URL
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import (
     classification_pb2,
     example_pb2,

@@ -14,7 +14,7 @@ import pytest_asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import get_model_status_pb2, predict_pb2, types_pb2
 from tfs_async.errors import StatusCode
 from tfs_async.testing import (

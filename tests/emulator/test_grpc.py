@@ -15,7 +15,7 @@ import pytest_asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import (
     classification_pb2,
     example_pb2,

@@ -13,7 +13,7 @@ import grpc
 import grpc.aio
 import pytest
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import predict_pb2, types_pb2
 from tfs_async.testing import ModelServerProcess, ServerProcessError
 

@@ -15,7 +15,7 @@ import grpc.aio
 import pytest
 import trustme
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import (
     get_model_status_pb2,
     model_management_pb2,

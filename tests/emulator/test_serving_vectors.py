@@ -19,7 +19,7 @@ import tfs_reference
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import (
     classification_pb2,
     example_pb2,

@@ -37,7 +37,7 @@ from tensorflow_serving.apis import model_management_pb2 as g_management
 from tensorflow_serving.apis import predict_pb2 as g_predict
 from tensorflow_serving.config import model_server_config_pb2 as g_config
 
-from tfs_async._methods import SIGNATURE_DEF_MAP_TYPE_URL
+from tfs_async._grpc_methods import SIGNATURE_DEF_MAP_TYPE_URL
 from tfs_async._proto import (
     get_model_metadata_pb2,
     meta_graph_pb2,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tfs_async._methods import PREDICT
+from tfs_async._grpc_methods import PREDICT
 from tfs_async.bench import _deps
 from tfs_async.bench.contenders import CALL_TIMEOUT_S, Contender, Endpoints, Prepared
 from tfs_async.bench.payloads import Payload, grpc_request_bytes, json_request_bytes
@@ -321,7 +321,7 @@ async def latest_version(grpc_target: str, model: str) -> int:
     """The newest AVAILABLE version of ``model``, from a bare GetModelStatus call."""
     import grpc
 
-    from tfs_async._methods import GET_MODEL_STATUS
+    from tfs_async._grpc_methods import GET_MODEL_STATUS
     from tfs_async._proto import get_model_status_pb2
 
     request = get_model_status_pb2.GetModelStatusRequest()

@@ -1,7 +1,7 @@
 """The emulator's gRPC face: TF Serving's PredictionService and ModelService on grpc.aio.
 
 Handlers are registered generically under TF Serving's service names and method
-paths (:mod:`tfs_async._methods`) and (de)serialize with this package's own
+paths (:mod:`tfs_async._grpc_methods`) and (de)serialize with this package's own
 protobuf classes, which share TF's field numbers. Each call goes through the
 fault plan, then the :class:`~tfs_async.testing.serving.ServerCore`; a
 :class:`~tfs_async.testing.status.ServingStatus` becomes the gRPC status with
@@ -20,7 +20,7 @@ import grpc.aio
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import (
     classification_pb2,
     get_model_metadata_pb2,

@@ -1,14 +1,44 @@
 """The transport interface: the one seam between the client and the wire.
 
-A transport takes a fully resolved call (a request from :mod:`tfs_async.types`,
-already validated by the client) plus :class:`CallOptions` for this one attempt,
-performs exactly one exchange with the server, and returns the decoded result or
-raises a :class:`tfs_async.errors.TFServingError`. It knows nothing of retries,
-batching, metadata caches or default options: the client owns those.
+The contract, for whoever implements or calls a :class:`Transport`:
+
+What goes in
+    One fully resolved call: a request from :mod:`tfs_async.types` (a model
+    spec with its version or label and signature, inputs as arrays or features)
+    plus :class:`CallOptions` for this one attempt (the seconds left, the call
+    metadata, compression). The caller has already validated the request:
+    input names, dtypes and shapes when the user asked for validation, and the
+    names of a Predict ``output_filter`` whenever the transport does not send
+    the filter to the server (:attr:`Transport.sends_output_filter`). When the
+    transport says it needs the signature to decode a Predict answer
+    (:attr:`Transport.wants_signature_info`), the request carries it as
+    ``PredictRequest.signature_info``.
+
+What comes out
+    The decoded answer (numpy arrays, dataclasses of :mod:`tfs_async.types`),
+    or a :class:`~tfs_async.errors.TFServingError` subclass carrying the
+    canonical code, the HTTP status if the protocol has one
+    (:meth:`Transport.http_status_for`), the server's message and the model
+    spec. One method call is exactly one exchange with the server: no retries,
+    no waiting between attempts. A call the protocol cannot carry raises
+    :class:`~tfs_async.errors.UnimplementedError` before sending anything.
+
+Who owns what
+    The transport owns its connections: it opens them lazily on the first call
+    (or on :meth:`Transport.connect`), binds them to the running event loop,
+    and releases every one of them on :meth:`Transport.aclose`. The caller
+    owns everything above one exchange: retries and their budget, the call's
+    deadline across attempts, default options, the metadata cache, batching
+    and validation. A transport therefore imports nothing of the client side
+    (``tfs_async.client``, ``validation``, ``batching``, ``retry``); it uses the
+    codecs, the types and the error hierarchy only.
 
 ``GrpcTransport`` and ``HttpTransport`` are mirror images: same methods, same
 arguments, same results, same exceptions. To plug in your own (a mock, a proxy,
-another protocol), subclass :class:`Transport` and implement its methods.
+another protocol), subclass :class:`Transport` and implement its abstract
+methods; the hooks with defaults (:meth:`~Transport.connect`,
+:meth:`~Transport.http_status_for`, the capability flags) fit a transport that
+connects lazily, has no HTTP statuses and carries every Predict field.
 """
 
 from __future__ import annotations
@@ -16,6 +46,8 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from tfs_async.errors import StatusCode
 
 if TYPE_CHECKING:
     from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
@@ -53,7 +85,7 @@ class CallOptions:
 
 
 class Transport(abc.ABC):
-    """One protocol's way of carrying TF Serving calls.
+    """One protocol's way of carrying TF Serving calls (see the module's contract).
 
     Every method performs one attempt and either returns the decoded answer or
     raises a :class:`~tfs_async.errors.TFServingError` subclass carrying the
@@ -64,13 +96,38 @@ class Transport(abc.ABC):
     connection and may be called more than once.
     """
 
-    #: short protocol name used in reports and errors ("grpc", "http")
+    #: short protocol name used in reports and errors ("grpc", "http"); for
+    #: people reading them only: callers never branch on it.
     protocol: str = "custom"
 
-    #: True when decoding needs the signature (the client then passes it, from its
-    #: cached metadata, as ``PredictRequest.signature_info``): REST answers omit a
-    #: single output's name and every dtype.
+    #: True when decoding a Predict answer needs the signature: the caller then
+    #: fetches the model's metadata (cached) and passes the signature as
+    #: ``PredictRequest.signature_info``. REST answers omit a single output's
+    #: name and every dtype, so the REST transport sets it.
     wants_signature_info: bool = False
+
+    #: False when the protocol cannot carry Predict's ``output_filter`` (REST):
+    #: the transport then picks the asked outputs out of the full answer, and the
+    #: caller checks the filter's names against the signature before the call,
+    #: as the server would have (unknown or repeated names: InvalidArgumentError).
+    sends_output_filter: bool = True
+
+    def http_status_for(self, code: StatusCode) -> int | None:
+        """The HTTP status this transport's errors carry for ``code`` (``None``: no HTTP).
+
+        Used by the caller for errors it raises itself on the transport's behalf,
+        so that they look like the server's answer over this protocol.
+        """
+        return None
+
+    async def connect(self, timeout: float | None = None) -> None:
+        """Open the connections now rather than on the first call, and wait until ready.
+
+        Raises :class:`~tfs_async.errors.ConnectionFailedError` when they are not
+        ready within ``timeout`` seconds (``None``: no limit). The default does
+        nothing: a transport without a warm-up connects on its first call.
+        """
+        return None
 
     @abc.abstractmethod
     async def predict(self, request: PredictRequest, options: CallOptions) -> PredictResult:
@@ -106,4 +163,7 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def aclose(self) -> None:
-        """Release every connection; idempotent."""
+        """Release every connection the transport opened; idempotent.
+
+        Calls made after it raise RuntimeError.
+        """

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -27,7 +26,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError, Message
 
-from tfs_async import _methods
+from tfs_async import _grpc_methods
 from tfs_async._proto import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -42,12 +41,12 @@ from tfs_async.codec.predict_wire import decode_predict_response, encode_predict
 from tfs_async.errors import (
     ConnectionFailedError,
     ResponseDecodeError,
-    StatusCode,
     TFServingError,
     error_for_code,
+    error_from_grpc,
 )
-from tfs_async.options import TLSConfig
 from tfs_async.transport.base import CallOptions, Transport
+from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
     ClassifyRequest,
     ClassifyResult,
@@ -62,7 +61,7 @@ from tfs_async.types import (
     RegressResult,
 )
 
-__all__ = ["GrpcTransport", "grpc_error"]
+__all__ = ["GrpcTransport"]
 
 M = TypeVar("M", bound=Message)
 D = TypeVar("D")
@@ -70,23 +69,6 @@ R = TypeVar("R")
 
 MAX_MESSAGE_LENGTH = 2**31 - 1
 _LOAD_BALANCED_PREFIXES = ("dns:", "ipv4:", "ipv6:")
-# UNAVAILABLE raised by the channel itself (no answer from a server) rather than by a server.
-_CONNECTION_FAILURE = re.compile(
-    r"failed to connect|connection refused|connection reset|socket closed|broken pipe|"
-    r"handshake|ssl|tls|connect failed|endpoint|goaway|unreachable|no route|"
-    r"name resolution|dns resolution|transport closed|stream removed",
-    re.IGNORECASE,
-)
-
-
-def grpc_error(error: grpc.aio.AioRpcError, model: ModelSpec | None) -> TFServingError:
-    """Turn a failed call into the SDK's error (connection failures: ConnectionFailedError)."""
-    code = error.code()
-    details = error.details() or ""
-    if code == grpc.StatusCode.UNAVAILABLE and _CONNECTION_FAILURE.search(details):
-        return ConnectionFailedError(details, model=model)
-    value = code.value[0] if isinstance(code.value, tuple) else StatusCode.UNKNOWN
-    return error_for_code(value, details, model=model)
 
 
 class _Channel:
@@ -282,7 +264,7 @@ class GrpcTransport(Transport):
                 compression=grpc.Compression.Gzip if options.compress else None,
             )
         except grpc.aio.AioRpcError as error:
-            raise grpc_error(error, model) from error
+            raise error_from_grpc(error, model=model) from error
         return response
 
     @staticmethod
@@ -297,14 +279,14 @@ class GrpcTransport(Transport):
     async def predict(self, request: PredictRequest, options: CallOptions) -> PredictResult:
         """Run Predict; the request bytes are written by the codec's fast path."""
         payload = encode_predict_request(request.model, request.inputs, request.output_filter)
-        data = await self._unary(_methods.PREDICT, payload, options, request.model)
+        data = await self._unary(_grpc_methods.PREDICT, payload, options, request.model)
         return _decoded(decode_predict_response, data, request.model)
 
     async def classify(self, request: ClassifyRequest, options: CallOptions) -> ClassifyResult:
         """Run Classify over tf.Examples built from the request's features."""
         proto = messages.classify_request_to_proto(request)
         data = await self._unary(
-            _methods.CLASSIFY, proto.SerializeToString(), options, request.model
+            _grpc_methods.CLASSIFY, proto.SerializeToString(), options, request.model
         )
         response = self._parse(classification_pb2.ClassificationResponse, data, request.model)
         return messages.classify_result_from_proto(response)
@@ -313,7 +295,7 @@ class GrpcTransport(Transport):
         """Run Regress over tf.Examples built from the request's features."""
         proto = messages.regress_request_to_proto(request)
         data = await self._unary(
-            _methods.REGRESS, proto.SerializeToString(), options, request.model
+            _grpc_methods.REGRESS, proto.SerializeToString(), options, request.model
         )
         response = self._parse(regression_pb2.RegressionResponse, data, request.model)
         return messages.regress_result_from_proto(response)
@@ -325,7 +307,7 @@ class GrpcTransport(Transport):
         model = request.tasks[0].model if request.tasks else None
         proto = messages.multi_inference_request_to_proto(request)
         data = await self._unary(
-            _methods.MULTI_INFERENCE, proto.SerializeToString(), options, model
+            _grpc_methods.MULTI_INFERENCE, proto.SerializeToString(), options, model
         )
         response = self._parse(inference_pb2.MultiInferenceResponse, data, model)
         return messages.multi_inference_result_from_proto(response)
@@ -334,7 +316,7 @@ class GrpcTransport(Transport):
         """Fetch the model's signature defs (metadata_field ``signature_def``)."""
         proto = messages.metadata_request_to_proto(model)
         data = await self._unary(
-            _methods.GET_MODEL_METADATA, proto.SerializeToString(), options, model
+            _grpc_methods.GET_MODEL_METADATA, proto.SerializeToString(), options, model
         )
         response = self._parse(get_model_metadata_pb2.GetModelMetadataResponse, data, model)
         return _decoded(messages.metadata_from_proto, response, model)
@@ -345,7 +327,7 @@ class GrpcTransport(Transport):
         """Fetch the state of the model's versions, newest first."""
         proto = messages.status_request_to_proto(model)
         data = await self._unary(
-            _methods.GET_MODEL_STATUS, proto.SerializeToString(), options, model
+            _grpc_methods.GET_MODEL_STATUS, proto.SerializeToString(), options, model
         )
         response = self._parse(get_model_status_pb2.GetModelStatusResponse, data, model)
         statuses = messages.status_from_proto(response)
@@ -357,7 +339,7 @@ class GrpcTransport(Transport):
         """Send HandleReloadConfigRequest; raise if the server reports a non-OK status."""
         proto = model_management_pb2.ReloadConfigRequest(config=config)
         data = await self._unary(
-            _methods.HANDLE_RELOAD_CONFIG, proto.SerializeToString(), options, None
+            _grpc_methods.HANDLE_RELOAD_CONFIG, proto.SerializeToString(), options, None
         )
         response = self._parse(model_management_pb2.ReloadConfigResponse, data, None)
         if response.status.error_code != 0:

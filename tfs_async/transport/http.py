@@ -32,12 +32,14 @@ from tfs_async.errors import (
     ConnectionFailedError,
     DeadlineExceededError,
     ResponseDecodeError,
+    StatusCode,
     TFServingError,
     UnimplementedError,
     error_from_http,
+    http_status_for_code,
 )
-from tfs_async.options import TLSConfig
 from tfs_async.transport.base import CallOptions, Transport
+from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
     DEFAULT_SIGNATURE,
     ClassifyRequest,
@@ -52,7 +54,6 @@ from tfs_async.types import (
     RegressRequest,
     RegressResult,
 )
-from tfs_async.validation import check_output_filter
 
 __all__ = ["HttpTransport", "model_path", "ssl_context_for"]
 
@@ -115,13 +116,21 @@ class HttpTransport(Transport):
 
     REST has no MultiInference nor HandleReloadConfigRequest: those raise
     UnimplementedError before anything is sent. REST cannot send an
-    ``output_filter``: it is applied to the answer, after checking the names.
+    ``output_filter``: it is applied to the answer (the caller checks the names
+    first, see :attr:`Transport.sends_output_filter`).
     """
 
     protocol = "http"
     #: Predict over REST needs the signature to name a single unnamed output and
     #: to give outputs their declared dtypes; the client fetches it (cached).
     wants_signature_info = True
+    #: REST's Predict has no output filter: the transport picks the asked outputs
+    #: from the answer; the caller has checked their names against the signature.
+    sends_output_filter = False
+
+    def http_status_for(self, code: StatusCode) -> int | None:
+        """The status TF Serving's REST API answers with for ``code``."""
+        return http_status_for_code(code)
 
     def __init__(
         self,
@@ -287,8 +296,6 @@ class HttpTransport(Transport):
         """Run Predict (columnar ``inputs`` JSON); outputs named and typed from the signature."""
         model = request.model
         signature = request.signature_info
-        if request.output_filter:
-            check_output_filter(request.output_filter, signature, model)
         body = json_codec.encode_predict_body(request.inputs, signature_name=model.signature)
         data = await self._exchange("POST", self._url(model, ":predict"), body, options, model)
         try:

@@ -19,7 +19,13 @@ from tfs_async.errors import (
     TFServingError,
     UnavailableError,
 )
-from tfs_async.retry import RetryBudget, RetryPolicy, call_with_retries, is_retryable
+from tfs_async.retry import (
+    RetryBudget,
+    RetryPolicy,
+    backoff_delay,
+    call_with_retries,
+    is_retryable,
+)
 
 FAST = RetryPolicy(initial_backoff=0.001, max_backoff=0.002, jitter=0.0)
 
@@ -168,3 +174,26 @@ def test_retry_rules() -> None:
     assert is_retryable(NotFoundError("loading"), RetryPolicy(retry_loading=True))
     with pytest.raises(ValueError, match="budget_ratio"):
         RetryPolicy(budget_ratio=2.0)
+
+
+@settings(max_examples=200)
+@given(
+    retry=st.integers(1, 2000),
+    initial=st.floats(0.0, 5.0),
+    maximum=st.floats(0.0, 30.0),
+    multiplier=st.floats(1.0, 1e6),
+    jitter=st.floats(0.0, 2.0),
+)
+def test_backoff_grows_from_initial_is_capped_and_jitters_within_bounds(
+    retry: int, initial: float, maximum: float, multiplier: float, jitter: float
+) -> None:
+    def delay(n: int, extra: float = 0.0) -> float:
+        return backoff_delay(
+            n, initial=initial, maximum=maximum, multiplier=multiplier, jitter=extra
+        )
+
+    base = delay(retry)
+    assert base <= maximum
+    assert delay(1) == min(initial, maximum)
+    assert delay(retry + 1) >= base  # never shrinks
+    assert base <= delay(retry, jitter) <= base + jitter

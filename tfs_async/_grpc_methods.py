@@ -1,6 +1,23 @@
-"""TF Serving's gRPC method paths (they stay TF Serving's whatever our proto package is)."""
+"""TF Serving's gRPC service names and method paths, and the type URL of its signature map.
+
+They stay TF Serving's whatever our proto package is called. A leaf module (no
+imports) so that the gRPC transport, the codecs and the emulator can all use it.
+"""
 
 from __future__ import annotations
+
+__all__ = [
+    "CLASSIFY",
+    "GET_MODEL_METADATA",
+    "GET_MODEL_STATUS",
+    "HANDLE_RELOAD_CONFIG",
+    "MODEL_SERVICE",
+    "MULTI_INFERENCE",
+    "PREDICT",
+    "PREDICTION_SERVICE",
+    "REGRESS",
+    "SIGNATURE_DEF_MAP_TYPE_URL",
+]
 
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"

@@ -1,4 +1,4 @@
-"""Connections: replicas behind one gRPC target, HTTP pool fairness, no leaks, event loops."""
+"""Transport connections, through the Client: balancing, pool fairness, leaks, loops, forks."""
 
 from __future__ import annotations
 

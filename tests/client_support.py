@@ -1,4 +1,4 @@
-"""Helpers shared by the client tests: models, targets, the per-await time bound."""
+"""Helpers shared by the client and transport tests: models, targets, the per-await time bound."""
 
 from __future__ import annotations
 
