@@ -68,7 +68,7 @@ class ServeProcess:
 
 def start_serve(*flags: str) -> ServeProcess:
     """``tfs-async serve --port 0 --rest_api_port 0 FLAGS``, once it printed its ports."""
-    stderr = tempfile.TemporaryFile("w+")
+    stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by ServeProcess.stop
     proc = subprocess.Popen(
         [sys.executable, "-m", "tfs_async.cli", "serve", "--port=0", "--rest_api_port=0", *flags],
         stdout=subprocess.PIPE,
