@@ -108,11 +108,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, signature: bool = Fa
     """``[TARGET] MODEL`` and the model spec flags."""
     parser.add_argument(
         "target",
-        metavar="TARGET",
+        metavar="[TARGET]",
         help=f"grpc://host:8500, http://host:8501, grpcs://, https://, dns:///... "
         f"(omit it to read ${TARGET_ENV})",
     )
     parser.add_argument("model", metavar="MODEL", nargs="?", help="the model's name")
+    parser.usage = "%(prog)s [options] [TARGET] MODEL"
     spec = parser.add_mutually_exclusive_group()
     spec.add_argument("--version", type=int, help="a version of the model")
     spec.add_argument("--label", help="a version label of the model")
@@ -215,6 +216,11 @@ def run_command(
         _log.setLevel(logging.DEBUG)
     try:
         return asyncio.run(command(args))
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, and keep the exit flush quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CALL_FAILED
     except KeyboardInterrupt:
         print("tfs-async: interrupted", file=sys.stderr)
         return 130

@@ -31,10 +31,11 @@ from tfs_async.errors import DeadlineExceededError, InvalidInputError
 __all__ = ["add_client_commands"]
 
 _EXIT_CODES = (
-    "exit status: 0 success; 1 the call failed (the server's or the client's error, one line "
-    "on stderr); 2 usage error (flags, target, input syntax, files); 3 status --wait: not "
-    f"available in time; 4 predict --jsonl: some lines failed. The target may be left out "
-    f"when ${TARGET_ENV} holds it."
+    "The target may be left out when $TFS_ASYNC_TARGET holds it. Errors are one line on\n"
+    "stderr (--verbose adds the traceback and a log line per attempt).\n"
+    "exit status: 0 success; 1 the call failed (the server's or the client's error);\n"
+    "2 usage error (flags, target, input syntax, files); 3 status --wait: not available\n"
+    "in time; 4 predict --jsonl: some lines failed (their answer lines hold the error)."
 )
 
 
@@ -136,8 +137,9 @@ def add_client_commands(sub: Any) -> None:
         "replace the server's model config (gRPC only)",
         "Send HandleReloadConfigRequest with a models.config in TF Serving's text format.",
     )
-    reload.add_argument("target", metavar="TARGET", help=f"gRPC target (or ${TARGET_ENV})")
+    reload.add_argument("target", metavar="[TARGET]", help=f"gRPC target (or ${TARGET_ENV})")
     reload.add_argument("config", metavar="CONFIG", nargs="?", help="models.config ('-': stdin)")
+    reload.usage = "%(prog)s [options] [TARGET] CONFIG"
     add_client_options(reload)
     reload.set_defaults(run=_runner(_reload))
 
@@ -226,15 +228,11 @@ async def _status(args: argparse.Namespace) -> int:
     target, model = resolve_target(args)
     async with open_client(args, target) as client:
         if args.wait:
-            wait = args.timeout if args.timeout is not None else float("inf")
             try:
-                found = await client.wait_until_available(
-                    model, version=args.version, label=args.label, timeout=wait
-                )
+                statuses = [await _wait(client, model, args)]
             except DeadlineExceededError as error:
                 print(f"tfs-async: error: {' '.join(str(error).split())}", file=sys.stderr)
                 return EXIT_NOT_READY
-            statuses = [found]
         else:
             statuses = await client.status(model, version=args.version, label=args.label)
     if args.json:
@@ -242,6 +240,18 @@ async def _status(args: argparse.Namespace) -> int:
     else:
         _print(render.status_table(model, statuses))
     return EXIT_OK
+
+
+async def _wait(client: Any, model: str, args: argparse.Namespace) -> Any:
+    """``status --wait``: until AVAILABLE, for ``--timeout`` seconds (0: for ever)."""
+    while True:
+        try:
+            return await client.wait_until_available(
+                model, version=args.version, label=args.label, timeout=args.timeout or 60.0
+            )
+        except DeadlineExceededError:
+            if args.timeout is not None:
+                raise
 
 
 def _gather_inputs(args: argparse.Namespace) -> Mapping[str, Any] | npt.NDArray[Any]:
