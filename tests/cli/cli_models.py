@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import tfs_reference
 
-from tfs_async.testing import PythonModel, signature
+from tfs_async.testing import PythonModel, SavedModel, half_plus_two_functions, signature
 from tfs_async.testing.models import (
     ModelSource,
     classify_signature,
@@ -44,7 +45,8 @@ def _regress(t: Tensors) -> Tensors:
 
 
 def build() -> list[ModelSource]:
-    """scale (float32 [-1, 2] -> y, n), tagger (strings + int32), scorer (classify/regress)."""
+    """scale (float32 [-1, 2] -> y, n), tagger (strings + int32), scorer (classify/regress),
+    and TF Serving's own half_plus_two SavedModel."""
     scale = signature(
         _scale,
         inputs={"x": ("DT_FLOAT", [-1, 2])},
@@ -55,7 +57,9 @@ def build() -> list[ModelSource]:
         inputs={"s": ("DT_STRING", [-1]), "k": ("DT_INT32", [-1])},
         outputs={"out": ("DT_STRING", [-1]), "k": ("DT_INT32", [-1])},
     )
+    hpt = tfs_reference.models_dir() / "saved_model_half_plus_two_cpu"
     return [
+        SavedModel("half_plus_two", hpt, functions=half_plus_two_functions()),
         PythonModel("scale", {"serving_default": scale}, version=3),
         PythonModel("tagger", {"serving_default": tagger}),
         PythonModel(

@@ -26,7 +26,8 @@ PROTOCOLS = ["grpc", "http"]
 def child_env(**extra: str) -> dict[str, str]:
     """This process's environment, with the test models importable and no target set."""
     env = {k: v for k, v in os.environ.items() if k != "TFS_ASYNC_TARGET"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH", "")]))
+    paths = [str(HERE), str(HERE.parent), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env.update(extra)
     return env
 

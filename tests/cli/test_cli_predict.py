@@ -28,6 +28,14 @@ def _outputs(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object
     return outputs
 
 
+def test_tf_servings_half_plus_two_takes_a_flat_list(
+    target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The signature says [-1, 1]; TF Serving accepts [3] all the same: shapes are the server's.
+    got = _outputs(capsys, "predict", target, "half_plus_two", "--input_exprs", "x=[1, 2, 5]")
+    assert got == {"y": [2.5, 3.0, 4.5]}
+
+
 def test_npy_and_npz_files(target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     x = np.array([[1.0, 2.0]], np.float32)
     np.save(tmp_path / "x.npy", x)
@@ -96,7 +104,7 @@ def test_wrong_dtype_and_overflow_are_named(
 ) -> None:
     code, _, err = _run(capsys, "predict", target, "scale", "--input_exprs", "x=[['a', 'b']]")
     assert code == EXIT_CALL_FAILED
-    assert err.startswith("tfs-async: error: INVALID_ARGUMENT [model 'scale']")
+    assert err.startswith("tfs-async: error: INVALID_ARGUMENT [model 'scale'")
     assert "'x'" in err
     assert "DT_FLOAT" in err
     code, _, err = _run(

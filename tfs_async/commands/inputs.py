@@ -28,6 +28,9 @@ import numpy as np
 import numpy.typing as npt
 
 from tfs_async.commands.common import UsageError
+from tfs_async.errors import InvalidInputError
+from tfs_async.types import ModelSpec, SignatureSpec, TensorSpec
+from tfs_async.validation import describe_signature
 
 __all__ = [
     "decode_examples_request",
@@ -38,6 +41,7 @@ __all__ = [
     "parse_exprs",
     "parse_files",
     "split_specs",
+    "typed_inputs",
 ]
 
 _FILE_SPEC = re.compile(r"^(?P<name>[^=]+)=(?P<path>.+?)(?:\[(?P<key>[^\[\]]+)\])?$")
@@ -350,3 +354,77 @@ def example_tensor(examples: Sequence[Mapping[str, Any]], name: str) -> npt.NDAr
         encode_example(ex, name=f"{name}[{i}]").SerializeToString() for i, ex in enumerate(examples)
     ]
     return out
+
+
+def typed_inputs(
+    inputs: Mapping[str, npt.NDArray[Any]] | npt.NDArray[Any],
+    signature: SignatureSpec,
+    model: ModelSpec,
+) -> dict[str, npt.NDArray[Any]]:
+    """Inputs named and typed as ``signature`` declares them; shapes are left to the server.
+
+    One unnamed array takes the name of a single-input signature. Numbers are cast
+    to the declared dtype where numpy's ``same_kind`` rules allow and every value
+    fits (``[1, 2]`` or ``[1.5]`` on a float32 input; not ``1.5`` on an int32 one);
+    strings go to string inputs only. TF Serving itself accepts shapes the metadata
+    does not spell out (``[1.0, 2.0]`` for a ``[-1, 1]`` input), so shapes are not
+    checked here. Raises :class:`InvalidInputError` naming the model and the input.
+    """
+    if not isinstance(inputs, Mapping):
+        if len(signature.inputs) != 1:
+            raise InvalidInputError(
+                f"signature {signature.name!r} has {len(signature.inputs)} inputs "
+                f"{describe_signature(signature)}: name each input",
+                expected=describe_signature(signature),
+                model=model,
+            )
+        inputs = {next(iter(signature.inputs)): inputs}
+    given, wanted = set(inputs), set(signature.inputs)
+    if given != wanted:
+        extra, missing = sorted(given - wanted), sorted(wanted - given)
+        raise InvalidInputError(
+            f"inputs do not match signature {signature.name!r}: extra {extra}, "
+            f"missing {missing}; expected {describe_signature(signature)}",
+            input_name=(extra or missing)[0],
+            expected=describe_signature(signature),
+            model=model,
+        )
+    return {
+        name: _typed(name, value, signature.inputs[name], model) for name, value in inputs.items()
+    }
+
+
+def _typed(
+    name: str, value: npt.NDArray[Any], spec: TensorSpec, model: ModelSpec
+) -> npt.NDArray[Any]:
+    want = spec.numpy_dtype
+    if want is None or value.dtype == want:
+        return value
+    have = value.dtype
+    if want.kind == "O":
+        if have.kind in "SUO":
+            return value
+    elif have.kind in "biuf" and np.can_cast(have, want, "same_kind"):
+        fits = True
+        if have.kind in "iu" and want.kind in "iu" and value.size:
+            info = np.iinfo(want)
+            fits = bool(value.min() >= info.min and value.max() <= info.max)
+        if fits:
+            with np.errstate(over="raise"):
+                try:
+                    return value.astype(want)
+                except FloatingPointError:
+                    pass
+        raise InvalidInputError(
+            f"input {name!r}: some values do not fit {spec.dtype} ({want})",
+            input_name=name,
+            expected=f"{spec.dtype} values",
+            model=model,
+        )
+    shown = "strings" if have.kind in "SUO" else str(have)
+    raise InvalidInputError(
+        f"input {name!r} is {shown}, the signature expects {spec.dtype} ({want})",
+        input_name=name,
+        expected=f"{name}: {spec.dtype}",
+        model=model,
+    )

@@ -26,7 +26,9 @@ from tfs_async.commands.common import (
     resolve_target,
     run_command,
 )
+from tfs_async.commands.inputs import typed_inputs
 from tfs_async.errors import DeadlineExceededError, InvalidInputError
+from tfs_async.types import DEFAULT_SIGNATURE, ModelMetadata, SignatureSpec
 
 __all__ = ["add_client_commands"]
 
@@ -290,6 +292,18 @@ def _gather_inputs(args: argparse.Namespace) -> Mapping[str, Any] | npt.NDArray[
     return named
 
 
+def _signature(meta: ModelMetadata, name: str | None) -> SignatureSpec:
+    key = name or DEFAULT_SIGNATURE
+    if key not in meta.signatures:
+        raise InvalidInputError(
+            f"signature {key!r} not found; the model has {sorted(meta.signatures)}",
+            input_name="signature",
+            expected=f"one of {sorted(meta.signatures)}",
+            model=meta.model,
+        )
+    return meta.signatures[key]
+
+
 def _output_filter(args: argparse.Namespace) -> list[str]:
     return [n.strip() for item in args.output_filter for n in item.split(",") if n.strip()]
 
@@ -300,10 +314,12 @@ async def _predict(args: argparse.Namespace) -> int:
         return await _predict_jsonl(args, target, model)
     inputs = _gather_inputs(args)
     outdir = _prepare_outdir(args) if args.outdir else None
-    async with open_client(args, target, validate=True, cast=True) as client:
+    async with open_client(args, target) as client:
+        meta = await client.metadata(model, version=args.version, label=args.label)
+        typed = typed_inputs(inputs, _signature(meta, args.signature), meta.model)
         result = await client.predict(
             model,
-            inputs,
+            typed,
             version=args.version,
             label=args.label,
             signature=args.signature,
@@ -346,35 +362,27 @@ def _opened(path: str, mode: str, stream: IO[str]) -> Iterator[IO[str]]:
 
 async def _predict_jsonl(args: argparse.Namespace, target: str, model: str) -> int:
     from tfs_async.commands.jsonl import run_jsonl
-    from tfs_async.validation import check_inputs
 
     if args.inputs or args.input_exprs or args.input_examples or any(args.json):
         raise UsageError("--jsonl takes its inputs from the file only")
     if args.outdir:
         raise UsageError("--jsonl writes to --out, not --outdir")
     output_filter = _output_filter(args)
-    async with open_client(args, target, validate=True, cast=True) as client:
+    async with open_client(args, target) as client:
         # Fail fast (one error, not one per line) on an unknown model or signature.
         meta = await client.metadata(model, version=args.version, label=args.label)
-        sig_name = args.signature or "serving_default"
-        if sig_name not in meta.signatures:
-            raise InvalidInputError(
-                f'Serving signature key "{sig_name}" not found; the model has '
-                f"{sorted(meta.signatures)}",
-                model=meta.model,
-            )
-        signature = meta.signatures[sig_name]
+        signature = _signature(meta, args.signature)
         unknown = [n for n in output_filter if n not in signature.outputs]
         if unknown:
             raise InvalidInputError(
-                f"--output_filter names {unknown}; signature {sig_name!r} has outputs "
+                f"--output_filter names {unknown}; signature {signature.name!r} has outputs "
                 f"{sorted(signature.outputs)}",
                 input_name="output_filter",
                 model=meta.model,
             )
 
         def check(row: Mapping[str, npt.NDArray[Any]]) -> Mapping[str, npt.NDArray[Any]]:
-            return check_inputs(row, signature, meta.model, cast=True)
+            return typed_inputs(row, signature, meta.model)
 
         with (
             _opened(args.jsonl, "r", sys.stdin) as source,
