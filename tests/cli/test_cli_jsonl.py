@@ -144,3 +144,27 @@ def test_read_rows_adds_the_batch_dimension() -> None:
     assert not isinstance(row, Exception)
     assert row["x"].shape == (1, 2)
     assert row["s"].tolist() == [b"a"]
+
+
+@over_both
+async def test_string_outputs_come_back_as_json_strings(client: Client) -> None:
+    source = io.StringIO('{"s": "a", "k": 1}\n{"s": {"b64": "/w=="}, "k": 2}\n')
+    sink = io.StringIO()
+    async with within(STEP):
+        summary = await run_jsonl(
+            client,
+            "tagger",
+            source,
+            sink,
+            check=None,
+            version=None,
+            label=None,
+            signature=None,
+            output_filter=[],
+            max_batch_size=8,
+            max_in_flight=4,
+            progress=False,
+        )
+    assert summary.failed == 0
+    answers = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert answers == [{"k": 3, "out": "<a>"}, {"k": 6, "out": {"b64": "PP8+"}}]

@@ -109,7 +109,7 @@ async def predict_rows(
             except Exception as error:
                 return error
             kept = output_filter or list(result)
-            return {name: result[name][0] for name in kept}
+            return {name: result[name][0, ...] for name in kept}
 
         window: collections.deque[asyncio.Task[Outcome]] = collections.deque()
         try:
