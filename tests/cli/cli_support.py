@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -16,6 +17,13 @@ from pathlib import Path
 from typing import IO
 
 from tfs_async.testing.cli import READY_PREFIX
+
+if sys.version_info >= (3, 11):
+    within = asyncio.timeout
+else:  # aiohttp depends on async-timeout before Python 3.11
+    import async_timeout  # type: ignore[import-not-found, unused-ignore]
+
+    within = async_timeout.timeout
 
 HERE = Path(__file__).resolve().parent
 # Bound of every subprocess wait: start-up imports grpc, aiohttp and numpy on a busy machine.

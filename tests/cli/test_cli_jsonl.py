@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,19 +12,12 @@ import numpy.typing as npt
 import pytest
 import pytest_asyncio
 from cli_models import build
-from cli_support import PROTOCOLS
+from cli_support import PROTOCOLS, within
 
 from tfs_async.client import Client
 from tfs_async.commands.jsonl import predict_rows, read_rows, run_jsonl
 from tfs_async.errors import InvalidArgumentError
 from tfs_async.testing import ModelServer, PythonModel, signature
-
-if sys.version_info >= (3, 11):
-    within = asyncio.timeout
-else:  # aiohttp depends on async-timeout before Python 3.11
-    import async_timeout  # type: ignore[import-not-found, unused-ignore]
-
-    within = async_timeout.timeout
 
 STEP = 30.0
 
