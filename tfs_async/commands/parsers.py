@@ -407,7 +407,8 @@ async def _predict_jsonl(args: argparse.Namespace, target: str, model: str) -> i
         print(f"tfs-async:   {line}", file=sys.stderr)
     if summary.failed:
         where = "" if args.out == "-" else f" (written to {args.out} with their errors)"
-        print(f"tfs-async: error: {summary.failed} lines failed{where}", file=sys.stderr)
+        lines = "line" if summary.failed == 1 else "lines"
+        print(f"tfs-async: error: {summary.failed} {lines} failed{where}", file=sys.stderr)
         return EXIT_PARTIAL
     return EXIT_OK
 
