@@ -1,4 +1,5 @@
-"""The ``tfs-async`` command: ``serve`` (the TF Serving emulator) and ``bench``.
+"""The ``tfs-async`` command: ``serve`` (the TF Serving emulator), ``bench``, and the client
+subcommands ``metadata``, ``status``, ``predict``, ``classify``, ``regress``, ``reload-config``.
 
 Each subcommand lives with the code it drives; this module only dispatches.
 """
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
     from tfs_async.bench import cli as bench_cli
+    from tfs_async.commands import add_client_commands
     from tfs_async.testing import cli as serve_cli
 
     parser = argparse.ArgumentParser(
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_cli.add_arguments(bench)
     bench.set_defaults(run=bench_cli.run)
+    add_client_commands(sub)
     return parser
 
 
