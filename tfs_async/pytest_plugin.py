@@ -102,11 +102,12 @@ def _bad_models(value: object, detail: str = "") -> TypeError:
 
 def _resolve_models(value: object) -> _Models:
     """Check and sort what ``tfs_models`` returned; a clear error for anything else."""
+    __tracebackhide__ = True
     from tfs_async.testing import ModelSource
 
     if inspect.iscoroutine(value) or inspect.isasyncgen(value):
         if inspect.iscoroutine(value):
-            value.close()  # never awaited: close it so Python does not warn
+            value.close()  # so that Python does not warn about it
         raise _bad_models(
             value,
             ": an async tfs_models needs @pytest_asyncio.fixture under asyncio_mode=strict",
@@ -148,6 +149,7 @@ def _in_process_sources(models: _Models) -> list[ModelSource]:
 
 def _process_options(models: _Models, workdir: Path) -> dict[str, Any]:
     """``ModelServerProcess`` options serving ``models``: what can cross a process boundary."""
+    __tracebackhide__ = True
     from tfs_async.testing import SavedModel
 
     factories = list(models.factories)
