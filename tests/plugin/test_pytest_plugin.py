@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,10 @@ def test_importing_the_package_does_not_import_pytest(module: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_readme_shows_the_example_that_runs() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme.split("## Testing your own code", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks == [(EXAMPLES / "test_with_tfs_async.py").read_text()]
