@@ -138,12 +138,22 @@ def _resolve_models(value: object) -> _Models:
     return out
 
 
-def _in_process_sources(models: _Models) -> list[ModelSource]:
+def _load_factory(spec: str) -> list[ModelSource]:
+    """The models an importable factory ``package.module:function`` makes, or why not."""
+    __tracebackhide__ = True
     from tfs_async.testing.cli import load_python_models
 
+    try:
+        return load_python_models(spec)
+    except Exception as exc:
+        raise _bad_models(spec, f": calling it failed with {type(exc).__name__}: {exc}") from exc
+
+
+def _in_process_sources(models: _Models) -> list[ModelSource]:
+    __tracebackhide__ = True
     sources = list(models.sources)
     for spec in models.factories:
-        sources.extend(load_python_models(spec))
+        sources.extend(_load_factory(spec))
     return sources
 
 
@@ -153,6 +163,8 @@ def _process_options(models: _Models, workdir: Path) -> dict[str, Any]:
     from tfs_async.testing import SavedModel
 
     factories = list(models.factories)
+    for spec in factories:
+        _load_factory(spec)  # fail here, clearly, rather than in the child
     saved: list[SavedModel] = []
     for source in models.sources:
         if source in _DEFAULT_MODELS:

@@ -36,6 +36,8 @@ EXPECTED = {
     "test_bad_override.TestNotModels.test_server": "error",
     **{f"test_bad_override.TestMissingConfigFile.test_client[{p}]": "error" for p in BOTH},
     "test_bad_override.TestPythonModelInAChildProcess.test_process": "error",
+    "test_bad_override.TestFactoryThatIsNot.test_server": "error",
+    "test_bad_override.TestFactoryThatIsNot.test_process": "error",
     **{f"test_with_tfs_async.test_half_plus_two[{p}]": "passed" for p in BOTH},
     **{f"test_with_tfs_async.test_my_service_retries[{p}]": "passed" for p in BOTH},
     "test_with_tfs_async.TestMyOwnModel.test_scores[grpc]": "passed",
@@ -65,10 +67,14 @@ def check_user_suite(run: Run, expected: dict[str, str]) -> None:
     message = run.messages[f"{bad}TestPythonModelInAChildProcess.test_process"]
     assert "PythonModel('identity'" in message
     assert "cannot hand to a child process" in message
+    for test in ("test_server", "test_process"):
+        message = run.messages[f"{bad}TestFactoryThatIsNot.{test}"]
+        assert "fixture 'tfs_models' returned 'user_models:no_such_function'" in message
+        assert "AttributeError" in message
     assert "must not start" not in run.output
     for sign in LEAK_SIGNS:
         assert sign not in run.output, run.output
-    assert run.returncode == 1  # the three bad overrides, nothing else
+    assert run.returncode == 1  # the bad overrides, nothing else
 
 
 def test_user_suite_strict_mode(tmp_path: Path) -> None:

@@ -29,6 +29,19 @@ class TestMissingConfigFile:
         raise AssertionError("tfs_client must not start")
 
 
+class TestFactoryThatIsNot:
+    @pytest.fixture
+    def tfs_models(self) -> object:
+        return "user_models:no_such_function"
+
+    @pytest.mark.asyncio
+    async def test_server(self, tfs_server: ModelServer) -> None:
+        raise AssertionError("tfs_server must not start")
+
+    def test_process(self, tfs_server_process: ServerProcess) -> None:
+        raise AssertionError("tfs_server_process must not start")
+
+
 class TestPythonModelInAChildProcess:
     @pytest.fixture
     def tfs_models(self) -> object:
