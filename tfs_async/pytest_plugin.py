@@ -320,14 +320,35 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{SCOPE_OPTION} = {text!r} is not a pytest scope; expected one of {choices}"
         )
     scope = text
-    asyncio_plugin = config.pluginmanager.has_plugin("asyncio")
+    problem = _asyncio_problem(config)
+    made = _async_fixtures(scope) if problem is None else _no_asyncio_fixtures(scope, problem)
     # pytest reads fixtures from a registered module: one made for this scope.
     fixtures = types.ModuleType("tfs_async.pytest_plugin.fixtures", "tfs_async's pytest fixtures")
-    maker = _async_fixtures if asyncio_plugin else _no_asyncio_fixtures
-    for name, fixture in maker(scope).items():
+    for name, fixture in made.items():
         setattr(fixtures, name, fixture)
     config.pluginmanager.register(fixtures, "tfs_async-fixtures")
-    config.stash[_SCOPE_KEY] = scope
+    if problem is None:
+        config.stash[_SCOPE_KEY] = scope
+
+
+_MIN_PYTEST_ASYNCIO = (1, 0)
+
+
+def _asyncio_problem(config: pytest.Config) -> str | None:
+    """Why the async fixtures cannot run here, or None when pytest-asyncio is ready."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    if not config.pluginmanager.has_plugin("asyncio"):
+        return "the pytest-asyncio plugin, which is not installed or was disabled (-p no:asyncio)"
+    try:
+        found = version("pytest-asyncio")
+    except PackageNotFoundError:  # a plugin named asyncio, but not pytest-asyncio
+        return "the pytest-asyncio plugin, which is not installed"
+    numbers = tuple(int(part) for part in re.findall(r"\d+", found)[:2])
+    if numbers < _MIN_PYTEST_ASYNCIO:
+        wanted = ".".join(map(str, _MIN_PYTEST_ASYNCIO))
+        return f"pytest-asyncio >= {wanted}, but {found} is installed"
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -453,13 +474,12 @@ def _async_fixtures(scope: _Scope) -> dict[str, Any]:
     }
 
 
-def _no_asyncio_fixtures(scope: _Scope) -> dict[str, Any]:
-    """Without pytest-asyncio: the async fixtures fail with what to install."""
+def _no_asyncio_fixtures(scope: _Scope, problem: str) -> dict[str, Any]:
+    """Without a usable pytest-asyncio: the async fixtures fail with what to install."""
 
     def missing(name: str) -> None:
         pytest.fail(
-            f"fixture {name!r} is async and needs the pytest-asyncio plugin, which is not "
-            "installed or was disabled (-p no:asyncio): pip install 'tfs-async[pytest]'",
+            f"fixture {name!r} is async and needs {problem}: pip install 'tfs-async[pytest]'",
             pytrace=False,
         )
 
