@@ -14,7 +14,7 @@ help:
 	@echo "make test    - lint + unit/integration tests + interop tier (installs tensorflow-cpu)"
 	@echo "make unit    - lint-free fast loop: the tests without the interop tier"
 	@echo "make interop - the interop tier alone (tensorflow-cpu + tensorflow-serving-api)"
-	@echo "make lint    - ruff check, ruff format --check, mypy --strict on tfs_async/"
+	@echo "make lint    - ruff check, ruff format --check, mypy --strict on the package, tests, benchmarks and examples, import contracts"
 	@echo "make protos  - regenerate tfs_async/_proto from protos/"
 
 $(STAMP): pyproject.toml requirements/dev.txt requirements/bench.txt
@@ -38,13 +38,14 @@ bench-full: $(STAMP)
 	$(BIN)/tfs-async bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check tfs_async tests benchmarks
-	$(BIN)/ruff format --check tfs_async tests benchmarks
+	$(BIN)/ruff check tfs_async tests benchmarks examples
+	$(BIN)/ruff format --check tfs_async tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/mypy --python-version 3.11 --exclude tests/plugin/user_suite tests benchmarks examples
 
 fmt: $(STAMP)
-	$(BIN)/ruff check --fix tfs_async tests benchmarks
-	$(BIN)/ruff format tfs_async tests benchmarks
+	$(BIN)/ruff check --fix tfs_async tests benchmarks examples
+	$(BIN)/ruff format tfs_async tests benchmarks examples
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not interop" --ignore=tests/interop $(PYTEST_ARGS)

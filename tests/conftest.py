@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import tfs_reference
 from hypothesis import HealthCheck, settings
+
+from tests.support import reference as tfs_reference
 
 # Properties here check behaviour, not speed: on a loaded 2-core machine a per-example
 # deadline or the too-slow health check would fail a run for timing alone.

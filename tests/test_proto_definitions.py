@@ -51,7 +51,7 @@ def test_regenerating_protos_changes_nothing(tmp_path: Path) -> None:
 
 def test_our_package_never_uses_tensorflow_names() -> None:
     # Registering tensorflow.* names in the default pool would clash with tensorflow itself.
-    pool = descriptor_pool.Default()
+    pool = descriptor_pool.Default()  # type: ignore[no-untyped-call]
     for name in ("tensorflow.TensorProto", "tensorflow.serving.PredictRequest"):
         with pytest.raises(KeyError):
             pool.FindMessageTypeByName(name)

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-import tfs_reference
+
+from tests.support import reference as tfs_reference
 
 
 def _files(root: Path) -> set[str]:

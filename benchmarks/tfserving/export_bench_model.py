@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc,untyped-decorator"
 """Export the benchmark's identity model as a SavedModel that TF Serving can serve.
 
 Needs TensorFlow (``pip install tensorflow-cpu``); the SDK itself does not.

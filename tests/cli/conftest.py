@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cli_support import PROTOCOLS, ServeProcess, start_serve
+
+from tests.support.cli import PROTOCOLS, ServeProcess, start_serve
 
 
 @pytest.fixture(scope="session")
 def serve() -> Iterator[ServeProcess]:
     """``tfs-async serve`` with the models of ``cli_models`` (scale, tagger, scorer)."""
-    server = start_serve("--python_models=cli_models:build")
+    server = start_serve("--python_models=tests.support.cli_models:build")
     try:
         yield server
     finally:

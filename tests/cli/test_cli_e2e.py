@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_support import ServeProcess, child_env, one_line_error, run_cli, start_serve
-
+from tests.support.cli import ServeProcess, child_env, one_line_error, run_cli, start_serve
 from tfs_async.commands.common import EXIT_NOT_READY, EXIT_PARTIAL, EXIT_USAGE
 
 
@@ -111,7 +110,7 @@ def test_reload_config_over_grpc_and_refused_over_rest(models_dir: Path, tmp_pat
         f'model_config_list {{ config {{ name: "hpt" base_path: "{base}" '
         'model_platform: "tensorflow" } }'
     )
-    server = start_serve("--python_models=cli_models:build")
+    server = start_serve("--python_models=tests.support.cli_models:build")
     try:
         done = run_cli("reload-config", server.grpc, str(config))
         assert done.code == 0, done.err

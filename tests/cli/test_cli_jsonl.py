@@ -11,9 +11,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import pytest_asyncio
-from cli_models import build
-from cli_support import PROTOCOLS, within
 
+from tests.support.cli import PROTOCOLS, within
+from tests.support.cli_models import build
 from tfs_async.client import Client
 from tfs_async.commands.jsonl import predict_rows, read_rows, run_jsonl
 from tfs_async.errors import InvalidArgumentError

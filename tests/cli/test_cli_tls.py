@@ -12,9 +12,9 @@ import grpc
 import pytest
 import pytest_asyncio
 import trustme
-from cli_models import build
-from cli_support import PROCESS_TIMEOUT, PROTOCOLS, child_env, within
 
+from tests.support.cli import PROCESS_TIMEOUT, PROTOCOLS, child_env, within
+from tests.support.cli_models import build
 from tfs_async.testing import ModelServer
 
 

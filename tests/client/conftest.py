@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from client_support import (
+
+from tests.support.client import (
     ODD_NAME,
     PROTOCOLS,
     STEP,
@@ -16,7 +17,6 @@ from client_support import (
     target_of,
     within,
 )
-
 from tfs_async.client import Client
 from tfs_async.testing import FaultPlan, ModelServer
 

@@ -15,10 +15,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import pytest_asyncio
-from client_support import STEP, target_of, within
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.client import STEP, target_of, within
 from tfs_async.batching import BatchingError
 from tfs_async.client import Client
 from tfs_async.errors import (
@@ -59,7 +59,7 @@ class Recorder:
 
         async def total(t: Arrays) -> Arrays:
             self.seen("total", len(t["x"]))
-            return {"total": np.float32(t["x"].sum())}
+            return {"total": np.asarray(t["x"].sum(), np.float32)}
 
         async def gated(t: Arrays) -> Arrays:
             self.seen("gated", len(t["x"]))

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from client_support import ODD_NAME, STEP, target_of, within
 
+from tests.support.client import ODD_NAME, STEP, target_of, within
 from tfs_async.client import Client
 from tfs_async.errors import InvalidArgumentError, InvalidInputError, UnimplementedError
 from tfs_async.testing import ModelServer

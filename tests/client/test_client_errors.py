@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import tfs_reference
-from client_support import STEP, target_of
 
+from tests.support import reference as tfs_reference
+from tests.support.client import STEP, target_of
 from tfs_async.client import Client
 from tfs_async.errors import (
     ConnectionFailedError,

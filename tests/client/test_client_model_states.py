@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 import numpy as np
 import pytest
 import pytest_asyncio
-from client_support import STEP, double_model, target_of, within
 
+from tests.support.client import STEP, double_model, target_of, within
 from tfs_async.client import Client
 from tfs_async.errors import DeadlineExceededError, NotFoundError
 from tfs_async.testing import ModelServer

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytest_asyncio
-from client_harness import listeners
-from client_support import STEP, half_plus_two, target_of, within
 
+from tests.support.client import STEP, half_plus_two, target_of, within
+from tests.support.harness import listeners
 from tfs_async.client import Client
 from tfs_async.errors import (
     DeadlineExceededError,

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytest_asyncio
-from client_harness import Certificates, listeners
-from client_support import STEP, half_plus_two, within
 
+from tests.support.client import STEP, half_plus_two, within
+from tests.support.harness import Certificates, listeners
 from tfs_async.client import Client
 from tfs_async.errors import ConnectionFailedError
 from tfs_async.options import TLSConfig

@@ -6,8 +6,8 @@ import asyncio
 
 import numpy as np
 import pytest
-from client_support import within
 
+from tests.support.client import within
 from tfs_async.errors import NotFoundError
 from tfs_async.metadata_cache import MetadataCache
 from tfs_async.types import ModelMetadata, ModelSpec, SignatureSpec, TensorSpec

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from client_support import within
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.client import within
 from tfs_async.errors import (
     ConnectionFailedError,
     DeadlineExceededError,

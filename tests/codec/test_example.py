@@ -30,8 +30,8 @@ def test_each_python_kind_goes_to_its_list() -> None:
             "i": 7,
             "t": True,
             "fl": [1.5, 2.5],
-            "il": [1, True, np.int64(3)],
-            "sl": ["a", b"b"],
+            "il": [1, True, np.int64(3)],  # type: ignore[dict-item]  # mixed lists are accepted at run time
+            "sl": ["a", b"b"],  # type: ignore[dict-item]  # mixed lists are accepted at run time
             "arr_f": np.array([0.25, 1.0], np.float32),
             "arr_i": np.array([1, 2], np.uint8),
             "arr_b": np.array([True, False]),
@@ -105,7 +105,7 @@ def test_encode_input_forms() -> None:
     with pytest.raises(InvalidInputError, match="non-empty"):
         encode_input([])
     with pytest.raises(InvalidInputError, match=r"examples\[1\] feature 'x'"):
-        encode_input([{"x": 1.0}, {"x": None}])
+        encode_input([{"x": 1.0}, {"x": None}])  # type: ignore[dict-item]  # mixed lists are accepted at run time
 
 
 def test_example_to_json_keeps_floats_floats_and_bytes_b64() -> None:
@@ -116,7 +116,7 @@ def test_example_to_json_keeps_floats_floats_and_bytes_b64() -> None:
             "i": 2,
             "s": "text",
             "b": b"\x00\xff",
-            "sl": ["a", b"b"],
+            "sl": ["a", b"b"],  # type: ignore[dict-item]  # mixed lists are accepted at run time
             "t": True,
         }
     )

@@ -9,10 +9,10 @@ import ml_dtypes
 import numpy as np
 import orjson
 import pytest
-from helpers import assert_same_array
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.arrays import assert_same_array
 from tfs_async.codec import dtypes
 from tfs_async.codec.json import (
     decode_classify_body,

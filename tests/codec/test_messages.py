@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tfs_async._grpc_methods import SIGNATURE_DEF_MAP_TYPE_URL
 from tfs_async._proto import (
     classification_pb2,
+    error_codes_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
@@ -128,9 +129,9 @@ def test_metadata_with_a_foreign_any_is_refused() -> None:
 def test_status_from_proto_keeps_order_and_errors() -> None:
     response = get_model_status_pb2.GetModelStatusResponse()
     ok = response.model_version_status.add(version=2, state=30)
-    ok.status.error_code = 0
+    ok.status.error_code = error_codes_pb2.OK
     bad = response.model_version_status.add(version=1, state=50)
-    bad.status.error_code = 3
+    bad.status.error_code = error_codes_pb2.INVALID_ARGUMENT
     bad.status.error_message = "load failed"
     statuses = messages.status_from_proto(response)
     assert [(s.version, s.state, s.error_code) for s in statuses] == [

@@ -8,10 +8,10 @@ import hypothesis.extra.numpy as hnp
 import ml_dtypes
 import numpy as np
 import pytest
-from helpers import NUMERIC_DTYPES, assert_same_array
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.arrays import NUMERIC_DTYPES, assert_same_array
 from tfs_async._proto import predict_pb2, tensor_pb2, types_pb2
 from tfs_async.codec.predict_wire import (
     decode_predict_response,
@@ -210,7 +210,10 @@ def test_a_different_layout_is_parsed_afresh(other: dict[str, np.ndarray]) -> No
 
 
 def test_layouts_with_several_outputs_keep_them_apart() -> None:
-    outputs = {"a": np.arange(4, dtype=np.float32), "b": np.arange(3, dtype=np.int64)}
+    outputs: dict[str, np.ndarray[Any, Any]] = {
+        "a": np.arange(4, dtype=np.float32),
+        "b": np.arange(3, dtype=np.int64),
+    }
     for scale in (1, 5):
         scaled = {k: v * scale for k, v in outputs.items()}
         result = decode_predict_response(_response(scaled))

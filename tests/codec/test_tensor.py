@@ -8,10 +8,10 @@ import hypothesis.extra.numpy as hnp
 import ml_dtypes
 import numpy as np
 import pytest
-from helpers import NUMERIC_DTYPES, assert_same_array
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.arrays import NUMERIC_DTYPES, assert_same_array
 from tfs_async._proto import tensor_pb2, types_pb2
 from tfs_async.codec.tensor import (
     decode_string_list,
@@ -29,7 +29,8 @@ def sample(dtype: np.dtype[Any], shape: tuple[int, ...] = (2, 3)) -> np.ndarray[
     n = int(np.prod(shape))
     base = np.arange(n, dtype=np.int64) * 7 - n * 3
     if dtype.kind == "b":
-        return (base % 3 == 0).reshape(shape)
+        flags: np.ndarray[Any, Any] = (base % 3 == 0).reshape(shape)
+        return flags
     if dtype.kind == "u":
         base = np.abs(base)
     if dtype.kind == "c":
@@ -82,22 +83,31 @@ def test_scalar_has_a_present_empty_shape() -> None:
 
 
 def test_typed_fields_are_what_as_proto_field_writes() -> None:
-    assert list(encode_tensor(np.float16([1.0, -2.0]), as_content=False).half_val) == [
+    assert list(encode_tensor(np.array([1.0, -2.0], np.float16), as_content=False).half_val) == [
         0x3C00,
         0xC000,
     ]
     assert list(encode_tensor(np.array([1.0], BF16), as_content=False).half_val) == [0x3F80]
-    c = encode_tensor(np.complex64([1 + 2j, 3 - 4j]), as_content=False)
+    c = encode_tensor(np.array([1 + 2j, 3 - 4j], np.complex64), as_content=False)
     assert list(c.scomplex_val) == [1.0, 2.0, 3.0, -4.0]
-    assert list(encode_tensor(np.complex128([5j]), as_content=False).dcomplex_val) == [0.0, 5.0]
-    assert list(encode_tensor(np.int8([-1, 2]), as_content=False).int_val) == [-1, 2]
-    assert list(encode_tensor(np.uint16([65535]), as_content=False).int_val) == [65535]
-    assert list(encode_tensor(np.uint32([2**32 - 1]), as_content=False).uint32_val) == [2**32 - 1]
-    assert list(encode_tensor(np.uint64([2**64 - 1]), as_content=False).uint64_val) == [2**64 - 1]
-    assert list(encode_tensor(np.int64([-(2**63)]), as_content=False).int64_val) == [-(2**63)]
+    assert list(encode_tensor(np.array([5j], np.complex128), as_content=False).dcomplex_val) == [
+        0.0,
+        5.0,
+    ]
+    assert list(encode_tensor(np.array([-1, 2], np.int8), as_content=False).int_val) == [-1, 2]
+    assert list(encode_tensor(np.array([65535], np.uint16), as_content=False).int_val) == [65535]
+    assert list(encode_tensor(np.array([2**32 - 1], np.uint32), as_content=False).uint32_val) == [
+        2**32 - 1
+    ]
+    assert list(encode_tensor(np.array([2**64 - 1], np.uint64), as_content=False).uint64_val) == [
+        2**64 - 1
+    ]
+    assert list(encode_tensor(np.array([-(2**63)], np.int64), as_content=False).int64_val) == [
+        -(2**63)
+    ]
     assert list(encode_tensor(np.array([True, False]), as_content=False).bool_val) == [True, False]
-    assert list(encode_tensor(np.float64([0.5]), as_content=False).double_val) == [0.5]
-    assert list(encode_tensor(np.float32([0.25]), as_content=False).float_val) == [0.25]
+    assert list(encode_tensor(np.array([0.5], np.float64), as_content=False).double_val) == [0.5]
+    assert list(encode_tensor(np.array([0.25], np.float32), as_content=False).float_val) == [0.25]
 
 
 def proto_with(dtype: int, shape: list[int], **fields: Any) -> tensor_pb2.TensorProto:
@@ -118,7 +128,7 @@ def proto_with(dtype: int, shape: list[int], **fields: Any) -> tensor_pb2.Tensor
         (proto_with(DT.DT_STRING, [2], string_val=[b"s"]), np.array([b"s", b"s"], object)),
         (proto_with(DT.DT_BOOL, [2], bool_val=[True]), np.array([True, True])),
         # TF's FromProtoField: fewer values than the shape are padded with the last one...
-        (proto_with(DT.DT_FLOAT, [4], float_val=[1, 2]), np.float32([1, 2, 2, 2])),
+        (proto_with(DT.DT_FLOAT, [4], float_val=[1, 2]), np.array([1, 2, 2, 2], np.float32)),
         # ... and no values at all give zeros.
         (proto_with(DT.DT_INT32, [3]), np.zeros(3, np.int32)),
         (proto_with(DT.DT_STRING, [2]), np.array([b"", b""], object)),

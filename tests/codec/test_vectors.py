@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import tfs_reference
-from helpers import assert_same_array
 
+from tests.support import reference as tfs_reference
+from tests.support.arrays import assert_same_array
 from tfs_async.codec import dtypes
 from tfs_async.codec.example import encode_example
 from tfs_async.codec.json import (
@@ -49,7 +49,7 @@ def _number(v: Any) -> Any:
 def _tensor(spec: dict[str, Any]) -> np.ndarray[Any, Any]:
     dtype = dtypes.to_numpy_dtype(dtypes.datatype_from_name(spec["dtype"]))
     shape = tuple(spec["shape"] or ())
-    values = next((spec[f] for f in _VALUE_FIELDS if f in spec), [])
+    values: list[Any] = next((spec[f] for f in _VALUE_FIELDS if f in spec), [])
     if dtype.kind == "O":
         items = np.empty(len(values), dtype=object)
         items[:] = [v.encode("utf-8") for v in values]

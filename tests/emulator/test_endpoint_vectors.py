@@ -19,11 +19,11 @@ import grpc.aio
 import numpy as np
 import pytest
 import pytest_asyncio
-import tfs_reference
 from aiohttp import ClientSession, ClientTimeout
 from google.protobuf.message import Message
 from yarl import URL
 
+from tests.support import reference as tfs_reference
 from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import (
     classification_pb2,

@@ -18,11 +18,13 @@ from tfs_async.testing.status import ServingStatus
 DT = types_pb2.DataType
 
 
-def inputs(body: str, **dtypes: int) -> tuple[dict[str, tensor_pb2.TensorProto], str]:
+def inputs(
+    body: str, **dtypes: types_pb2.DataType
+) -> tuple[dict[str, tensor_pb2.TensorProto], str]:
     return rest_json.predict_inputs_from_json(rest_json.parse_predict_body(body.encode()), dtypes)
 
 
-def failure(body: str, **dtypes: int) -> ServingStatus:
+def failure(body: str, **dtypes: types_pb2.DataType) -> ServingStatus:
     with pytest.raises(ServingStatus) as info:
         inputs(body, **dtypes)
     return info.value
@@ -66,7 +68,9 @@ def test_b64_strings_follow_absl_rules() -> None:
         (DT.DT_FLOAT, "float_val", "[16777217, 1e39, -1e-50]", [16777216.0, np.inf, -0.0]),
     ],
 )
-def test_value_conversion(dtype: int, field: str, body_values: str, values: list[Any]) -> None:
+def test_value_conversion(
+    dtype: types_pb2.DataType, field: str, body_values: str, values: list[Any]
+) -> None:
     tensors, fmt = inputs(f'{{"instances": {body_values}}}', x=dtype)
     assert fmt == "row"
     assert list(getattr(tensors["x"], field)) == values
@@ -87,7 +91,9 @@ def test_value_conversion(dtype: int, field: str, body_values: str, values: list
         (DT.DT_INT32, '{"a": 1}', "Object", "int32"),
     ],
 )
-def test_type_mismatch_messages(dtype: int, value: str, json_type: str, type_name: str) -> None:
+def test_type_mismatch_messages(
+    dtype: types_pb2.DataType, value: str, json_type: str, type_name: str
+) -> None:
     error = failure(f'{{"inputs": [{value}]}}', x=dtype)
     assert error.code == StatusCode.INVALID_ARGUMENT
     assert error.message.endswith(f"Type: {json_type} is not of expected type: {type_name}")
@@ -222,7 +228,7 @@ def test_row_objects_batch_each_input() -> None:
         ),
     ],
 )
-def test_request_errors(body: str, dtypes: dict[str, int], message: str) -> None:
+def test_request_errors(body: str, dtypes: dict[str, types_pb2.DataType], message: str) -> None:
     error = failure(body, **dtypes)
     assert error.code == StatusCode.INVALID_ARGUMENT
     assert error.message == message

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tfs_async._proto import (
+    error_codes_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     meta_graph_pb2,
@@ -120,7 +121,7 @@ def test_metadata_with_foreign_any_is_internal() -> None:
 def test_status_matches_tf_serving_example() -> None:
     response = get_model_status_pb2.GetModelStatusResponse()
     status = response.model_version_status.add(version=123, state=30)
-    status.status.error_code = 0
+    status.status.error_code = error_codes_pb2.OK
     assert json.loads(rest_json.status_to_json(response)) == {
         "model_version_status": [
             {
@@ -136,7 +137,7 @@ def test_status_lists_versions_newest_first_with_failures() -> None:
     response = get_model_status_pb2.GetModelStatusResponse()
     response.model_version_status.add(version=1, state=30)
     failed = response.model_version_status.add(version=3, state=50)
-    failed.status.error_code = 5
+    failed.status.error_code = error_codes_pb2.NOT_FOUND
     failed.status.error_message = "Could not find base path"
     response.model_version_status.add(version=2, state=20)
     statuses = json.loads(rest_json.status_to_json(response))["model_version_status"]

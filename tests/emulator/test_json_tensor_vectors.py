@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import tfs_reference
 
+from tests.support import reference as tfs_reference
 from tfs_async._proto import classification_pb2, example_pb2, regression_pb2, tensor_pb2, types_pb2
+from tfs_async.codec import dtypes
 from tfs_async.errors import StatusCode, http_status_for_code
 from tfs_async.testing import rest_json
 from tfs_async.testing.rest_json.reader import parse_json
@@ -81,7 +82,7 @@ def assert_json_matches(actual: bytes, expected: str, compare: str) -> None:
 
 def tensor_from_vector(spec: dict[str, Any]) -> tensor_pb2.TensorProto:
     """A vectors.json tensor (``{dtype, shape, <field>: [...]}``) as a TensorProto."""
-    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DataType.Value(spec["dtype"]))
+    tensor = tensor_pb2.TensorProto(dtype=dtypes.datatype_from_name(spec["dtype"]))
     if spec["shape"] is not None:
         tensor.tensor_shape.SetInParent()
         for size in spec["shape"]:
@@ -119,7 +120,7 @@ def predict_body(spec: dict[str, Any]) -> bytes:
     if "body" in spec:
         return str(spec["body"]).encode()
     gen = spec["body_generator"]
-    return (
+    return str(
         gen["prefix"]
         + gen["repeat_char_1"] * gen["repeat_count_1"]
         + gen["repeat_char_2"] * gen["repeat_count_2"]
@@ -127,8 +128,8 @@ def predict_body(spec: dict[str, Any]) -> bytes:
     ).encode()
 
 
-def dtypes_of(signature_inputs: dict[str, str]) -> dict[str, int]:
-    return {name: types_pb2.DataType.Value(dt) for name, dt in signature_inputs.items()}
+def dtypes_of(signature_inputs: dict[str, str]) -> dict[str, types_pb2.DataType]:
+    return {name: dtypes.datatype_from_name(dt) for name, dt in signature_inputs.items()}
 
 
 def run_predict_request(spec: dict[str, Any]) -> tuple[rest_json.PredictBody, Any, str]:
@@ -178,7 +179,7 @@ def assert_features_match(example: example_pb2.Example, expected: dict[str, Any]
         assert values_equal(got[name][kind], want_values), (name, got[name], want_values)
 
 
-def case_params(*kinds: str) -> Any:
+def case_params(*kinds: str) -> pytest.MarkDecorator:
     cases = tfs_reference.load_vectors(*kinds)
     return pytest.mark.parametrize("case", cases, ids=[c["id"] for c in cases])
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_serving import STEP, add_sig, call_status, predict_request, raises, versioned
 
+from tests.support.serving import STEP, add_sig, call_status, predict_request, raises, versioned
 from tfs_async._proto import model_management_pb2, model_server_config_pb2
 from tfs_async.config import format_model_server_config, model_config, model_server_config
 from tfs_async.errors import StatusCode

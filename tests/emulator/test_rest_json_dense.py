@@ -140,7 +140,7 @@ def test_reading_named_instances_matches_the_reference(
         ("[[true], [false]]", DT.DT_BOOL),
     ],
 )
-def test_dense_numbers_take_the_vectorized_path(values: str, dtype: int) -> None:
+def test_dense_numbers_take_the_vectorized_path(values: str, dtype: types_pb2.DataType) -> None:
     parsed = request.parse_predict_body(f'{{"inputs": {values}}}'.encode())
     assert dense.dense_values(parsed.document["inputs"], dtype) is not None
     assert_same_reading(f'{{"inputs": {values}}}'.encode(), {"x": dtype})
@@ -167,7 +167,9 @@ def test_dense_numbers_take_the_vectorized_path(values: str, dtype: int) -> None
         ('[[1], [{"b64": "AA=="}]]', DT.DT_FLOAT, "Object is not of expected type: float"),
     ],
 )
-def test_inputs_numpy_would_misread_fall_back(values: str, dtype: int, message_end: str) -> None:
+def test_inputs_numpy_would_misread_fall_back(
+    values: str, dtype: types_pb2.DataType, message_end: str
+) -> None:
     body = f'{{"inputs": {values}}}'.encode()
     parsed = request.parse_predict_body(body)
     assert dense.dense_values(parsed.document["inputs"], dtype) is None

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import tfs_reference
 
+from tests.support import reference as tfs_reference
 from tfs_async.errors import StatusCode
 from tfs_async.testing.rest_path import RestRoute, is_v1_path, parse_rest_request
 from tfs_async.testing.status import ServingStatus

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 from google.protobuf import json_format
-from test_serving import STEP, predict_request, raises
 
+from tests.support.serving import STEP, predict_request, raises
 from tfs_async._proto import get_model_metadata_pb2
 from tfs_async.config import model_config, model_server_config
 from tfs_async.errors import StatusCode
@@ -147,8 +147,7 @@ async def test_version_directory_removed_before_load_fails_the_version(
     core = ServerCore([SavedModel("m", base)])
     await asyncio.wait_for(core.start(), STEP)
     try:
-        from test_serving import call_status
-
+        from tests.support.serving import call_status
         from tfs_async.types import VersionState
 
         assert await call_status(core, "m") == [(124, VersionState.END)]

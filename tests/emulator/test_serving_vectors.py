@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import tfs_reference
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from tests.support import reference as tfs_reference
 from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import (
     classification_pb2,

@@ -17,7 +17,6 @@ import pytest
 import pytest_asyncio
 import tensorflow as tf
 from google.protobuf import text_format
-from interop_serving import running
 from tensorflow.core.protobuf import saved_model_pb2 as g_saved_model
 from tensorflow_serving.apis import classification_pb2 as g_classification
 from tensorflow_serving.apis import get_model_metadata_pb2 as g_metadata
@@ -29,6 +28,7 @@ from tensorflow_serving.apis import predict_pb2 as g_predict
 from tensorflow_serving.apis import regression_pb2 as g_regression
 from tensorflow_serving.config import model_server_config_pb2 as g_config
 
+from tests.support.interop_serving import running
 from tfs_async.testing import ModelServer
 from tfs_async.testing.saved_model import SavedModel
 

@@ -12,13 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tfs_reference
 from google.protobuf import any_pb2, text_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from interop_protos import (
+from tensorflow.core.protobuf import saved_model_pb2 as g_saved_model
+from tensorflow_serving.apis import get_model_metadata_pb2 as g_metadata
+from tensorflow_serving.apis import model_management_pb2 as g_management
+from tensorflow_serving.apis import predict_pb2 as g_predict
+from tensorflow_serving.config import model_server_config_pb2 as g_config
+
+from tests.support import reference as tfs_reference
+from tests.support.interop_protos import (
     WIRE_MESSAGES,
     all_enums,
     all_messages,
@@ -31,12 +37,6 @@ from interop_protos import (
     unknown_field_count,
     wire,
 )
-from tensorflow.core.protobuf import saved_model_pb2 as g_saved_model
-from tensorflow_serving.apis import get_model_metadata_pb2 as g_metadata
-from tensorflow_serving.apis import model_management_pb2 as g_management
-from tensorflow_serving.apis import predict_pb2 as g_predict
-from tensorflow_serving.config import model_server_config_pb2 as g_config
-
 from tfs_async._grpc_methods import SIGNATURE_DEF_MAP_TYPE_URL
 from tfs_async._proto import (
     get_model_metadata_pb2,

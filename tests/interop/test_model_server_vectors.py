@@ -20,10 +20,8 @@ import aiohttp
 import grpc
 import pytest
 import pytest_asyncio
-import tfs_reference
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from interop_serving import HTTP_TIMEOUT, running
 from tensorflow.core.framework import types_pb2 as g_types
 from tensorflow_serving.apis import classification_pb2 as g_classification
 from tensorflow_serving.apis import get_model_metadata_pb2 as g_metadata
@@ -32,6 +30,8 @@ from tensorflow_serving.apis import inference_pb2 as g_inference
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2 as g_predict
 
+from tests.support import reference as tfs_reference
+from tests.support.interop_serving import HTTP_TIMEOUT, running
 from tfs_async.testing import ModelServer
 from tfs_async.testing.reference_models import REFERENCE_MODEL_DIRS
 from tfs_async.testing.saved_model import SavedModel

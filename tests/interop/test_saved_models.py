@@ -19,14 +19,14 @@ import grpc
 import pytest
 import pytest_asyncio
 import tensorflow as tf
-import tfs_reference
 from google.protobuf import json_format
-from interop_serving import HTTP_TIMEOUT, running
 from tensorflow.core.protobuf import saved_model_pb2 as g_saved_model
 from tensorflow_serving.apis import get_model_metadata_pb2 as g_metadata
 from tensorflow_serving.apis import model_pb2 as g_model
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from tests.support import reference as tfs_reference
+from tests.support.interop_serving import HTTP_TIMEOUT, running
 from tfs_async._proto import meta_graph_pb2
 from tfs_async.testing import ModelServer
 from tfs_async.testing.saved_model import SavedModel, read_signature_defs

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import tensorflow as tf
-from interop_serving import HTTP_TIMEOUT, running
 from tensorflow_serving.apis import predict_pb2 as g_predict
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from tests.support.interop_serving import HTTP_TIMEOUT, running
 from tfs_async.client import Client
 from tfs_async.testing import ModelServer
 from tfs_async.testing.reference_models import REFERENCE_MODEL_DIRS

@@ -1,3 +1,3 @@
-"""The user suite under ``user_suite/`` runs only in subprocesses (see ``plugin_harness``)."""
+"""The user suite under ``user_suite/`` runs only in subprocesses (see ``tests.support.plugin``)."""
 
 collect_ignore: list[str] = ["user_suite"]

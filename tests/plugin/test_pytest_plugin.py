@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from plugin_harness import EXAMPLES, LEAK_SIGNS, Run, run_suite, suite_files
+
+from tests.support.plugin import EXAMPLES, LEAK_SIGNS, Run, run_suite, suite_files
 
 # A suite that exercises every fixture; copied as-is into a fresh directory for each run.
 USER_FILES = suite_files(

@@ -6,10 +6,10 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-import tfs_reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support import reference as tfs_reference
 from tfs_async.transport.http import model_path
 from tfs_async.types import ModelSpec
 

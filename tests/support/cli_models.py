@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import tfs_reference
 
+from tests.support import reference as tfs_reference
 from tfs_async.testing import PythonModel, SavedModel, half_plus_two_functions, signature
 from tfs_async.testing.models import (
     ModelSource,

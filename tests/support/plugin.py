@@ -15,9 +15,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfs_reference import models_dir
+from tests.support.reference import models_dir
 
-USER_SUITE = Path(__file__).resolve().parent / "user_suite"
+USER_SUITE = Path(__file__).resolve().parents[1] / "plugin" / "user_suite"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # What teardown must not leave: warnings of unclosed resources or tasks that never finished.
 LEAK_SIGNS = ("Task was destroyed", "was never awaited", "ResourceWarning", "Unclosed", "unclosed")

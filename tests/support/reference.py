@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 VENDORED = REPO / "tests" / "reference"

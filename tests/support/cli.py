@@ -26,6 +26,7 @@ else:  # aiohttp depends on async-timeout before Python 3.11
     within = async_timeout.timeout
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 # Bound of every subprocess wait: start-up imports grpc, aiohttp and numpy on a busy machine.
 PROCESS_TIMEOUT = 60.0
 PROTOCOLS = ["grpc", "http"]
@@ -34,7 +35,7 @@ PROTOCOLS = ["grpc", "http"]
 def child_env(**extra: str) -> dict[str, str]:
     """This process's environment, with the test models importable and no target set."""
     env = {k: v for k, v in os.environ.items() if k != "TFS_ASYNC_TARGET"}
-    paths = [str(HERE), str(HERE.parent), env.get("PYTHONPATH", "")]
+    paths = [str(REPO), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env.update(extra)
     return env
