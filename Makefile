@@ -42,6 +42,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check tfs_async tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/mypy --python-version 3.11 --exclude tests/plugin/user_suite tests benchmarks examples
+	$(BIN)/lint-imports
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix tfs_async tests benchmarks examples

@@ -185,7 +185,7 @@ def _decode_b64_object(value: Any) -> bytes:
     return decoded
 
 
-def _leaf_converter(dtype: dtypes.DataType) -> Callable[[Any], Any]:
+def _leaf_converter(dtype: dtypes.DataType) -> Callable[[Any], Any]:  # noqa: C901 -- one case per dtype
     """AddValueToTensor() for one DataType: JSON leaf -> value for the typed field."""
 
     def in_range(bounds: tuple[int, int]) -> Callable[[Any], Any]:
