@@ -218,6 +218,19 @@ class SharedBatchScheduler:
             self._changed.notify_all()
         return await task.future
 
+    def num_enqueued_tasks(self) -> int:
+        """Tasks accepted but not yet taken by a worker (TF's ``NumEnqueuedTasks``)."""
+        return sum(
+            len(batch.tasks) for queue in self._queues.values() for batch in queue.batches
+        )
+
+    async def wait_enqueued(self, count: int) -> None:
+        """Wait until at least ``count`` tasks are queued (for tests; bound it with a timeout)."""
+        self._ensure_workers()
+        assert self._changed is not None
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.num_enqueued_tasks() >= count)
+
     # -- lifecycle ---------------------------------------------------------
 
     def _ensure_workers(self) -> None:
