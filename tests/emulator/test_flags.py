@@ -9,10 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import grpc
+import grpc.aio
 import pytest
+import trustme
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tfs_async import _methods
+from tfs_async._proto import get_model_status_pb2
 from tfs_async.testing import flags
 from tfs_async.testing.cli import READY_PREFIX
 
@@ -272,3 +277,35 @@ async def test_version_prints_and_exits() -> None:
         out, _ = await proc.communicate()
     assert proc.returncode == 0
     assert out.decode().startswith("TensorFlow ModelServer: tfs-async-emulator-")
+
+
+async def test_ssl_config_file_serves_grpc_over_tls(models_dir: Path, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ssl_config = tmp_path / "ssl.config"
+    ssl_config.write_text(
+        f"server_key: {json.dumps(cert.private_key_pem.bytes().decode())}\n"
+        f"server_cert: {json.dumps(cert.cert_chain_pems[0].bytes().decode())}\n"
+    )
+    proc = await _spawn(
+        f"--model_base_path={models_dir / 'saved_model_half_plus_two_cpu'}",
+        f"--ssl_config_file={ssl_config}",
+        "--rest_api_port=-1",
+    )
+    try:
+        _, ready = await _stdout_until_ready(proc)
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = "default"
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
+        target = f"127.0.0.1:{ready['grpc_port']}"
+        async with grpc.aio.secure_channel(target, credentials) as channel:
+            status = channel.unary_unary(
+                _methods.GET_MODEL_STATUS,
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=get_model_status_pb2.GetModelStatusResponse.FromString,
+            )
+            response = await status(request, timeout=TIMEOUT)
+        assert [s.version for s in response.model_version_status] == [123]
+    finally:
+        code, _ = await _stop(proc)
+    assert code == 0
