@@ -309,3 +309,30 @@ async def test_ssl_config_file_serves_grpc_over_tls(models_dir: Path, tmp_path: 
     finally:
         code, _ = await _stop(proc)
     assert code == 0
+
+
+async def test_grpc_socket_path_adds_a_unix_socket_listener(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    socket_path = tmp_path / "tf-serving.sock"
+    proc = await _spawn(
+        f"--model_base_path={models_dir / 'saved_model_half_plus_two_cpu'}",
+        f"--grpc_socket_path={socket_path}",
+        "--rest_api_port=-1",
+    )
+    try:
+        await _stdout_until_ready(proc)
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = "default"
+        async with grpc.aio.insecure_channel(f"unix:{socket_path}") as channel:
+            status = channel.unary_unary(
+                _methods.GET_MODEL_STATUS,
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=get_model_status_pb2.GetModelStatusResponse.FromString,
+            )
+            response = await status(request, timeout=TIMEOUT)
+        assert [s.version for s in response.model_version_status] == [123]
+    finally:
+        code, err = await _stop(proc)
+    assert code == 0
+    assert "has no effect" not in err

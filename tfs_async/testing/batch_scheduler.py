@@ -220,9 +220,7 @@ class SharedBatchScheduler:
 
     def num_enqueued_tasks(self) -> int:
         """Tasks accepted but not yet taken by a worker (TF's ``NumEnqueuedTasks``)."""
-        return sum(
-            len(batch.tasks) for queue in self._queues.values() for batch in queue.batches
-        )
+        return sum(len(batch.tasks) for queue in self._queues.values() for batch in queue.batches)
 
     async def wait_enqueued(self, count: int) -> None:
         """Wait until at least ``count`` tasks are queued (for tests; bound it with a timeout)."""

@@ -190,6 +190,8 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
     if "file_system_poll_wait_seconds" in given:
         # TF: 0 polls once, < 0 never polls again; both mean "at start only" here.
         options["file_system_poll_wait_seconds"] = max(0, args.file_system_poll_wait_seconds)
+    if args.grpc_socket_path:
+        options["grpc_socket_path"] = args.grpc_socket_path
     if args.rest_api_port >= 0:
         options["prometheus_path"] = read_prometheus_path(args.monitoring_config_file or None)
     return options

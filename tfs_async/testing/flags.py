@@ -85,13 +85,7 @@ def _tf(
 #: ``--rest_api_port`` is 8501 and ``--port=0`` picks a free port.
 TF_SERVING_FLAGS: tuple[Flag, ...] = (
     _tf("port", "int32", 8500, "gRPC port (emulator: 0 picks a free port, <0 disables gRPC)"),
-    _tf(
-        "grpc_socket_path",
-        "string",
-        "",
-        "",
-        ignored="UNIX-socket gRPC listener (the emulator listens on TCP only)",
-    ),
+    _tf("grpc_socket_path", "string", "", "also serve gRPC on this UNIX socket"),
     _tf("rest_api_port", "int32", 8501, "REST port (emulator: 0 picks a free port, <0: off)"),
     _tf("rest_api_num_threads", "int32", 4 * _cpus(), "", ignored="HTTP worker threads"),
     _tf("rest_api_timeout_in_ms", "int32", 30000, "timeout of REST predict/classify/regress"),

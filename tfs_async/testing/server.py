@@ -69,6 +69,7 @@ class ModelServer:
             see :mod:`tfs_async.testing.batch_scheduler`).
         device: charge Predict calls to this emulated device
             (``--emulate_device_latency``; see :mod:`tfs_async.testing.device_model`).
+        grpc_socket_path: also serve gRPC on this UNIX socket (``--grpc_socket_path``).
         grpc_options: extra gRPC server channel arguments (TF's ``--grpc_channel_arguments``).
         enable_grpc_healthcheck_service: also serve ``grpc.health.v1.Health/Check``.
         grpc_credentials: serve gRPC over TLS with these (``grpc.ssl_server_credentials``).
@@ -101,6 +102,7 @@ class ModelServer:
         ssl_context: ssl.SSLContext | None = None,
         batching: BatchingParameters | None = None,
         device: DeviceModel | None = None,
+        grpc_socket_path: str | None = None,
         core: ServerCore | None = None,
         **core_options: Any,
     ) -> None:
@@ -128,6 +130,7 @@ class ModelServer:
         self._requested_rest_port = rest_port
         self._grpc_options = tuple(grpc_options)
         self._grpc_credentials = grpc_credentials
+        self._grpc_socket_path = grpc_socket_path
         self._health = enable_grpc_healthcheck_service
         self._ssl_context = ssl_context
         self.metrics: Metrics | None = Metrics() if prometheus_path is not None else None
@@ -275,8 +278,14 @@ class ModelServer:
                     bound = server.add_secure_port(address, self._grpc_credentials)
                 else:
                     bound = server.add_insecure_port(address)
+                if self._grpc_socket_path:
+                    address = f"unix:{self._grpc_socket_path}"
+                    if self._grpc_credentials is not None:
+                        server.add_secure_port(address, self._grpc_credentials)
+                    else:
+                        server.add_insecure_port(address)
             except RuntimeError as exc:
-                raise OSError(f"cannot bind gRPC to {self.host}:{grpc_port}: {exc}") from exc
+                raise OSError(f"cannot bind gRPC to {address}: {exc}") from exc
             await server.start()
             self._grpc_server = server
             self.grpc_port = bound
