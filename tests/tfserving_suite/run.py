@@ -1,0 +1,77 @@
+"""Run TF Serving's own model-server test suite against ``tfs-async serve`` (opt-in tier).
+
+``upstream/`` holds TF Serving's ``tensorflow_model_server_test.py`` and
+``tensorflow_model_server_test_base.py`` unchanged (see ``upstream/NOTICE``).
+The suite finds its binary and test data under ``$TEST_SRCDIR/tf_serving/
+tensorflow_serving/`` (Bazel's layout); this script builds that tree in a
+temporary directory:
+
+* ``model_servers/tensorflow_model_server``: a shell script that execs
+  ``python -m tfs_async.testing "$@"`` (the binary swapped, the tests untouched);
+* ``servables/tensorflow/testdata``: the SavedModels of ``tests/reference/models``
+  plus the configs and models vendored in ``upstream/testdata``;
+* ``tensorflow_serving.model_servers.test_util.tensorflow_model_server_test_base``:
+  the vendored base module, made importable beside the installed
+  ``tensorflow_serving.apis`` package.
+
+It needs tensorflow, tensorflow-serving-api and portpicker (``make
+test-tfserving-suite`` installs and runs it). Arguments after the script name go
+to the test runner (absltest), e.g. ``TensorflowModelServerTest.testPredictREST``.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import shutil
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+UPSTREAM = HERE / "upstream"
+REFERENCE_MODELS = HERE.parent / "reference" / "models"
+
+
+def build_tree(root: Path) -> Path:
+    """Lay out ``root`` as Bazel's runfiles for the suite; returns the TEST_SRCDIR."""
+    package = root / "tf_serving" / "tensorflow_serving"
+    servers = package / "model_servers"
+    servers.mkdir(parents=True)
+    binary = servers / "tensorflow_model_server"
+    binary.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tfs_async.testing "$@"\n')
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    testdata = package / "servables" / "tensorflow" / "testdata"
+    testdata.mkdir(parents=True)
+    for source in (REFERENCE_MODELS, UPSTREAM / "testdata"):
+        for entry in source.iterdir():
+            (testdata / entry.name).symlink_to(entry)
+    # tensorflow_serving.model_servers.test_util.tensorflow_model_server_test_base
+    test_util = root / "py" / "tensorflow_serving" / "model_servers" / "test_util"
+    test_util.mkdir(parents=True)
+    for folder in (test_util.parent, test_util):
+        (folder / "__init__.py").write_text("")
+    shutil.copy(UPSTREAM / "tensorflow_model_server_test_base.py", test_util)
+    return root
+
+
+def main(argv: list[str]) -> int:
+    """Build the tree, then run the upstream test module as ``__main__``."""
+    import tensorflow_serving
+
+    with tempfile.TemporaryDirectory(prefix="tfserving-suite-") as tmp:
+        root = build_tree(Path(tmp))
+        os.environ["TEST_SRCDIR"] = str(root)
+        # The pip package ships tensorflow_serving.apis only; add model_servers beside it.
+        tensorflow_serving.__path__.append(str(root / "py" / "tensorflow_serving"))
+        sys.argv = [str(UPSTREAM / "tensorflow_model_server_test.py"), *argv]
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        except SystemExit as done:
+            return done.code if isinstance(done.code, int) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
