@@ -336,3 +336,22 @@ async def test_grpc_socket_path_adds_a_unix_socket_listener(
         code, err = await _stop(proc)
     assert code == 0
     assert "has no effect" not in err
+
+
+async def test_unparsable_model_config_logs_protobufs_error_and_stops(tmp_path: Path) -> None:
+    config = tmp_path / "models.config"
+    config.write_text("improperly formatted file")
+    proc = await _spawn(f"--model_config_file={config}")
+    async with asyncio.timeout(TIMEOUT):
+        out, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert READY_PREFIX.encode() not in out
+    lines = err.decode().splitlines()
+    assert lines[0] == (
+        "Error parsing text-format tensorflow.serving.ModelServerConfig: 1:1: Message type "
+        '"tensorflow.serving.ModelServerConfig" has no field named "improperly".'
+    )
+    assert lines[1] == (
+        "tfs-async serve: Failed to start server. Error: INVALID_ARGUMENT: "
+        f"Invalid protobuf file: '{config}'"
+    )

@@ -34,6 +34,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import tfs_async
@@ -165,6 +166,8 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
             StatusCode.INVALID_ARGUMENT,
             "Both server_options.model_base_path and server_options.model_config_file are empty!",
         )
+    if args.model_config_file:
+        _check_model_config_file(args.model_config_file)
     options: dict[str, Any] = {}
     if args.enable_batching:
         options["batching"] = read_batching_parameters(
@@ -195,6 +198,26 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.rest_api_port >= 0:
         options["prometheus_path"] = read_prometheus_path(args.monitoring_config_file or None)
     return options
+
+
+def _check_model_config_file(path: str) -> None:
+    """TF Serving's refusal of a models.config that does not parse, with protobuf's log line."""
+    from google.protobuf import text_format
+
+    from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
+    from tfs_async.testing.server_config import log_text_format_error
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return  # the server's own start reports a missing file
+    try:
+        text_format.Parse(text, ModelServerConfig())
+    except text_format.ParseError as exc:
+        log_text_format_error("tensorflow.serving.ModelServerConfig", exc)
+        raise ServingStatus(
+            StatusCode.INVALID_ARGUMENT, f"Invalid protobuf file: '{path}'"
+        ) from None
 
 
 async def serve(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ refuses is refused here too, with its message (``util/proto_util.h``):
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ __all__ = [
     "read_prometheus_path",
     "read_ssl_config",
 ]
+
+_log = logging.getLogger("tfs_async.testing")
 
 #: PrometheusExporter::kPrometheusPath (util/prometheus_exporter.cc).
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
@@ -114,11 +117,21 @@ def _read(path: str, message_name: str) -> Any:
     message = _messages()[message_name]()
     try:
         text_format.Parse(text, message)
-    except text_format.ParseError:
+    except text_format.ParseError as exc:
+        log_text_format_error(message.DESCRIPTOR.full_name, exc)
         raise ServingStatus(
             StatusCode.INVALID_ARGUMENT, f"Invalid protobuf file: '{path}'"
         ) from None
     return message
+
+
+def log_text_format_error(message_type: str, error: text_format.ParseError) -> None:
+    """Log the line protobuf's C++ text parser logs (TF Serving's stderr shows it)."""
+    detail = str(error).replace("tfs_async.tensorflow.", "tensorflow.")
+    where = f"{error.GetLine()}:{error.GetColumn()}"
+    if detail.startswith(where):
+        detail = detail[len(where) :].lstrip(" :")
+    _log.error("Error parsing text-format %s: %s: %s", message_type, where, detail)
 
 
 @dataclass(frozen=True)
