@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import grpc.aio
 import pytest
@@ -355,3 +356,48 @@ async def test_unparsable_model_config_logs_protobufs_error_and_stops(tmp_path: 
         "tfs-async serve: Failed to start server. Error: INVALID_ARGUMENT: "
         f"Invalid protobuf file: '{config}'"
     )
+
+
+async def test_batching_monitoring_and_device_flags_reach_the_server(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    batching = tmp_path / "batching.txt"
+    batching.write_text("max_batch_size { value: 4 } num_batch_threads { value: 1 }")
+    monitoring = tmp_path / "monitoring.txt"
+    monitoring.write_text("prometheus_config { enable: true }")
+    proc = await _spawn(
+        f"--model_base_path={models_dir / 'saved_model_half_plus_two_cpu'}",
+        "--enable_batching",
+        f"--batching_parameters_file={batching}",
+        f"--monitoring_config_file={monitoring}",
+        "--emulate_device_latency=0,0",
+    )
+    try:
+        _, ready = await _stdout_until_ready(proc)
+        rest = f"http://127.0.0.1:{ready['rest_port']}"
+        async with aiohttp.ClientSession() as http, asyncio.timeout(TIMEOUT):
+            body = json.dumps({"instances": [1.0, 2.0, 3.0, 4.0, 5.0]}).encode()
+            async with http.post(f"{rest}/v1/models/default:predict", data=body) as resp:
+                too_big = (resp.status, await resp.json())
+            body = json.dumps({"instances": [1.0, 2.0]}).encode()
+            async with http.post(f"{rest}/v1/models/default:predict", data=body) as resp:
+                fits = (resp.status, await resp.json())
+            async with http.get(f"{rest}/monitoring/prometheus/metrics") as resp:
+                page = (await resp.read()).decode()
+    finally:
+        code, _ = await _stop(proc)
+    assert code == 0
+    assert too_big == (400, {"error": "Task size 5 is larger than maximum input batch size 4"})
+    assert fits == (200, {"predictions": [2.5, 3.0]})
+    assert ":tensorflow:serving:batching_session:wrapped_run_count{} 1" in page.splitlines()
+
+
+async def test_bad_device_latency_stops_the_start(models_dir: Path) -> None:
+    proc = await _spawn(
+        f"--model_base_path={models_dir / 'saved_model_half_plus_two_cpu'}",
+        "--emulate_device_latency=fast",
+    )
+    async with asyncio.timeout(TIMEOUT):
+        _, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert "--emulate_device_latency expects FIXED_MS,PER_ROW_MS" in err.decode()
