@@ -66,4 +66,5 @@ clean:
 .PHONY: test-tfserving-suite
 test-tfserving-suite: $(ISTAMP)
 	$(IBIN)/python -m pip install -q -r requirements/tfserving-suite.txt
-	$(IBIN)/python tests/tfserving_suite/run.py $(SUITE_ARGS)
+	@test -n "$(TFSERVING_SRC)" || { echo 'TFSERVING_SRC=/path/to/a/checkout/of/tensorflow/serving is required'; exit 2; }
+	TFSERVING_SRC=$(TFSERVING_SRC) $(IBIN)/python tests/tfserving_suite/run.py $(SUITE_ARGS)

@@ -1,17 +1,19 @@
 """Run TF Serving's own model-server test suite against ``tfs-async serve`` (opt-in tier).
 
-``upstream/`` holds TF Serving's ``tensorflow_model_server_test.py`` and
-``tensorflow_model_server_test_base.py`` unchanged (see ``upstream/NOTICE``).
+The suite is read, unchanged, from a checkout of TF Serving's source that
+``TFSERVING_SRC`` names (``git clone https://github.com/tensorflow/serving``):
+``tensorflow_serving/model_servers/tensorflow_model_server_test.py``, its base
+module under ``model_servers/test_util/`` and the test data under
+``servables/tensorflow/testdata``. None of it is copied into this repository.
 The suite finds its binary and test data under ``$TEST_SRCDIR/tf_serving/
 tensorflow_serving/`` (Bazel's layout); this script builds that tree in a
 temporary directory:
 
 * ``model_servers/tensorflow_model_server``: a shell script that execs
   ``python -m tfs_async.testing "$@"`` (the binary swapped, the tests untouched);
-* ``servables/tensorflow/testdata``: the SavedModels of ``tests/reference/models``
-  plus the configs and models vendored in ``upstream/testdata``;
+* ``servables/tensorflow/testdata``: the checkout's test data;
 * ``tensorflow_serving.model_servers.test_util.tensorflow_model_server_test_base``:
-  the vendored base module, made importable beside the installed
+  the checkout's base module, made importable beside the installed
   ``tensorflow_serving.apis`` package.
 
 It needs tensorflow, tensorflow-serving-api and portpicker (``make
@@ -29,12 +31,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-UPSTREAM = HERE / "upstream"
-REFERENCE_MODELS = HERE.parent / "reference" / "models"
+TEST = "tensorflow_model_server_test.py"
 
 
-def build_tree(root: Path) -> Path:
+def upstream() -> Path:
+    """``tensorflow_serving/`` of the checkout ``TFSERVING_SRC`` names."""
+    source = os.environ.get("TFSERVING_SRC")
+    package = Path(source) / "tensorflow_serving" if source else None
+    if package is None or not (package / "model_servers" / TEST).is_file():
+        raise SystemExit(
+            "TFSERVING_SRC must name a checkout of TF Serving's source "
+            f"(with tensorflow_serving/model_servers/{TEST}); got {source!r}"
+        )
+    return package
+
+
+def build_tree(root: Path, source: Path) -> Path:
     """Lay out ``root`` as Bazel's runfiles for the suite; returns the TEST_SRCDIR."""
     package = root / "tf_serving" / "tensorflow_serving"
     servers = package / "model_servers"
@@ -42,17 +54,16 @@ def build_tree(root: Path) -> Path:
     binary = servers / "tensorflow_model_server"
     binary.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tfs_async.testing "$@"\n')
     binary.chmod(binary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    testdata = package / "servables" / "tensorflow" / "testdata"
-    testdata.mkdir(parents=True)
-    for source in (REFERENCE_MODELS, UPSTREAM / "testdata"):
-        for entry in source.iterdir():
-            (testdata / entry.name).symlink_to(entry)
+    servables = package / "servables" / "tensorflow"
+    servables.mkdir(parents=True)
+    (servables / "testdata").symlink_to(source / "servables" / "tensorflow" / "testdata")
     # tensorflow_serving.model_servers.test_util.tensorflow_model_server_test_base
     test_util = root / "py" / "tensorflow_serving" / "model_servers" / "test_util"
     test_util.mkdir(parents=True)
     for folder in (test_util.parent, test_util):
         (folder / "__init__.py").write_text("")
-    shutil.copy(UPSTREAM / "tensorflow_model_server_test_base.py", test_util)
+    base = "tensorflow_model_server_test_base.py"
+    shutil.copy(source / "model_servers" / "test_util" / base, test_util)
     return root
 
 
@@ -60,12 +71,13 @@ def main(argv: list[str]) -> int:
     """Build the tree, then run the upstream test module as ``__main__``."""
     import tensorflow_serving
 
+    source = upstream()
     with tempfile.TemporaryDirectory(prefix="tfserving-suite-") as tmp:
-        root = build_tree(Path(tmp))
+        root = build_tree(Path(tmp), source)
         os.environ["TEST_SRCDIR"] = str(root)
         # The pip package ships tensorflow_serving.apis only; add model_servers beside it.
         tensorflow_serving.__path__.append(str(root / "py" / "tensorflow_serving"))
-        sys.argv = [str(UPSTREAM / "tensorflow_model_server_test.py"), *argv]
+        sys.argv = [str(source / "model_servers" / TEST), *argv]
         try:
             runpy.run_path(sys.argv[0], run_name="__main__")
         except SystemExit as done:
