@@ -62,3 +62,11 @@ protos: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(IVENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+
+# TF Serving's own model-server tests, run against `tfs-async serve` (opt-in; see
+# tests/tfserving_suite/run.py). SUITE_ARGS picks tests, e.g. TensorflowModelServerTest.testPredictREST
+.PHONY: test-tfserving-suite
+test-tfserving-suite: $(ISTAMP)
+	$(IBIN)/python -m pip install -q -r requirements/tfserving-suite.txt
+	@test -n "$(TFSERVING_SRC)" || { echo 'TFSERVING_SRC=/path/to/a/checkout/of/tensorflow/serving is required'; exit 2; }
+	TFSERVING_SRC=$(TFSERVING_SRC) $(IBIN)/python tests/tfserving_suite/run.py $(SUITE_ARGS)

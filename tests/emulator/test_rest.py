@@ -200,4 +200,4 @@ async def test_prometheus_counters_when_configured(
             text = (await resp.read()).decode()
     assert resp.status == 200
     assert "# TYPE :tensorflow:serving:request_count counter" in text
-    assert 'model_name="double",method="predict",status="OK"} 2' in text
+    assert ':tensorflow:serving:request_count{model_name="double",status="OK"} 2' in text

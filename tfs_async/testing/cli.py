@@ -1,13 +1,25 @@
-"""``tfs-async serve``: run the emulator from the command line with tensorflow_model_server's flags.
+"""``tfs-async serve``: run the emulator with tensorflow_model_server's command line.
+
+Every flag of ``tensorflow_model_server`` is accepted, with its syntax
+(:mod:`tfs_async.testing.flags`): ``--flag=value``, booleans as ``--flag``,
+``--flag=true`` or ``--flag=false``. Flags that change what a client sees are
+emulated; the others are accepted with one warning line each saying they have no
+effect here. As TF Serving does, an unknown argument is reported
+(``unknown argument: X`` and the usage, on stdout) and the server starts anyway;
+a malformed value of a known flag, or ``--help``, prints the usage and exits
+with status 255; ``--batching_parameters_file`` without ``--enable_batching``
+stops the start.
 
 Differences from ``tensorflow_model_server``: both listeners bind ``--host``
 (127.0.0.1 by default); port 0 picks a free port and a negative port disables
-that listener; REST listens on 8501 by default (like TF Serving's Docker image).
-Once serving, one machine-readable line goes to stdout::
+that listener; REST listens on 8501 by default (like TF Serving's Docker image);
+``--file_system_poll_wait_seconds`` polls only when given. Once serving, one
+machine-readable line goes to stdout::
 
     TFS_ASYNC_SERVING {"grpc_port": 8500, "rest_port": 8501, "host": "127.0.0.1", "pid": 42}
 
-SIGTERM and SIGINT stop the server cleanly (exit status 0).
+SIGTERM and SIGINT stop the server cleanly (exit status 0). A start that fails
+prints ``tfs-async serve: ...`` with the reason on stderr and exits with status 1.
 """
 
 from __future__ import annotations
@@ -19,101 +31,69 @@ import importlib
 import json
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Iterable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from tfs_async.errors import StatusCode
+from tfs_async.testing import flags as tf_flags
 from tfs_async.testing.faults import FaultPlan, fault_from_dict
+from tfs_async.testing.status import ServingStatus
 
 __all__ = ["READY_PREFIX", "add_arguments", "load_python_models", "main", "run"]
 
 #: The stdout line prefix announcing the bound ports (followed by a JSON object).
 READY_PREFIX = "TFS_ASYNC_SERVING "
 
+#: TF Serving's exit status for a bad command line (``main`` returns -1).
+USAGE_EXIT = 255
+
 _log = logging.getLogger("tfs_async.testing")
 
 
+def _package_version() -> str:
+    """The installed tfs-async's version (the emulator never imports the client package)."""
+    try:
+        return version("tfs-async")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _TensorflowModelServerFlags(argparse.Action):
+    """Parses the captured command line with TF's rules; sets one attribute per flag."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        parsed = tf_flags.parse([str(value) for value in values or ()])
+        for name, value in parsed.values.items():
+            setattr(namespace, name, value)
+        namespace.tf_flags = parsed
+        namespace.prog = parser.prog
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register ``serve``'s flags (tensorflow_model_server's names) on ``parser``."""
-    parser.add_argument(
-        "--port", type=int, default=8500, help="gRPC port (0: any free port, <0: off)"
-    )
-    parser.add_argument(
-        "--rest_api_port", type=int, default=8501, help="REST port (0: any free port, <0: off)"
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--model_config_file", help="models.config in TF Serving's text format")
-    parser.add_argument(
-        "--model_config_file_poll_wait_seconds",
-        type=float,
-        default=0,
-        help="re-read --model_config_file this often (0: never)",
-    )
-    parser.add_argument("--model_name", default="default", help="name of the single model")
-    parser.add_argument("--model_base_path", help="base path of the single model's SavedModels")
-    parser.add_argument(
-        "--rest_api_timeout_in_ms",
-        type=int,
-        default=30000,
-        help="timeout of REST predict/classify/regress (<=0: none)",
-    )
-    parser.add_argument(
-        "--enable_serialization_as_tensor_content",
-        type=_flag_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        help="gRPC Predict outputs in tensor_content instead of typed *_val fields",
-    )
-    parser.add_argument(
-        "--allow_version_labels_for_unavailable_models",
-        type=_flag_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        help="let config labels point at versions not yet AVAILABLE",
-    )
-    parser.add_argument(
-        "--enable_grpc_healthcheck_service",
-        type=_flag_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        help="also serve grpc.health.v1.Health/Check",
-    )
-    parser.add_argument(
-        "--grpc_channel_arguments",
-        default="",
-        help="comma-separated key=value gRPC server arguments (ints passed as ints)",
-    )
-    parser.add_argument(
-        "--monitoring_config_file",
-        help="MonitoringConfig text; its prometheus_config path serves request counters",
-    )
-    parser.add_argument(
-        "--faults",
-        help='fault rules as JSON, e.g. \'[{"method": "predict", "latency": 0.01}]\'',
-    )
-    parser.add_argument("--fault_seed", type=int, default=0, help="seed of the fault plan")
-    parser.add_argument(
-        "--python_models",
-        action="append",
-        default=[],
-        metavar="MODULE:FUNCTION",
-        help="importable factory returning Python model sources (repeatable)",
-    )
+    """Make ``parser`` take tensorflow_model_server's command line as TF Serving parses it.
 
-
-def _flag_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes"):
-        return True
-    if lowered in ("0", "false", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    argparse's own option syntax is switched off for this parser: every argument
+    goes to :func:`tfs_async.testing.flags.parse`, whose results become attributes
+    named after the flags (``args.port``, ``args.enable_batching``...) plus
+    ``args.tf_flags`` (the whole :class:`~tfs_async.testing.flags.ParsedFlags`).
+    """
+    parser.prefix_chars = "\x00"
+    parser.add_argument(
+        "flags",
+        nargs=argparse.REMAINDER,
+        action=_TensorflowModelServerFlags,
+        help="tensorflow_model_server flags (--help lists them)",
+    )
 
 
 def load_python_models(spec: str) -> list[Any]:
@@ -153,18 +133,6 @@ def _channel_arguments(text: str) -> list[tuple[str, Any]]:
     return options
 
 
-def _prometheus_path(config_file: str | None) -> str | None:
-    if config_file is None:
-        return None
-    text = Path(config_file).read_text()
-    # MonitoringConfig text: prometheus_config { enable: true path: "/..." }
-    block = re.search(r"prometheus_config\s*\{([^}]*)\}", text)
-    if block is None or not re.search(r"enable\s*:\s*true", block.group(1)):
-        return None
-    path = re.search(r"path\s*:\s*[\"']([^\"']*)[\"']", block.group(1))
-    return path.group(1) if path else "/monitoring/prometheus/metrics"
-
-
 def _single_model_config(name: str, base_path: str) -> str:
     return (
         "model_config_list { config { "
@@ -186,6 +154,80 @@ def _port(value: int) -> int | None:
     return None if value < 0 else value
 
 
+def _server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """ModelServer keyword arguments from the flags; ServingStatus/ValueError when TF refuses."""
+    from tfs_async.testing.device_model import DeviceModel
+    from tfs_async.testing.server_config import (
+        read_batching_parameters,
+        read_prometheus_path,
+        read_ssl_config,
+    )
+
+    given = set(args.tf_flags.given)
+    if args.use_alts_credentials and args.ssl_config_file:
+        raise ServingStatus(
+            StatusCode.INVALID_ARGUMENT,
+            "Either use_alts_credentials must be false or ssl_config_file must be empty.",
+        )
+    if not args.model_base_path and not args.model_config_file and not args.python_models:
+        raise ServingStatus(
+            StatusCode.INVALID_ARGUMENT,
+            "Both server_options.model_base_path and server_options.model_config_file are empty!",
+        )
+    if args.model_config_file:
+        _check_model_config_file(args.model_config_file)
+    options: dict[str, Any] = {}
+    if args.enable_batching:
+        options["batching"] = read_batching_parameters(
+            args.batching_parameters_file or None, num_cpus=os.cpu_count() or 1
+        )
+    elif args.batching_parameters_file:
+        raise ServingStatus(
+            StatusCode.INVALID_ARGUMENT,
+            "server_options.batching_parameters_file is set without setting "
+            "server_options.enable_batching to true.",
+        )
+    if args.emulate_device_latency:
+        options["device"] = DeviceModel.parse(args.emulate_device_latency)
+    if args.ssl_config_file:
+        import grpc
+
+        ssl = read_ssl_config(args.ssl_config_file)
+        options["grpc_credentials"] = grpc.ssl_server_credentials(
+            [(ssl.server_key.encode(), ssl.server_cert.encode())],
+            root_certificates=ssl.custom_ca.encode() or None,
+            require_client_auth=ssl.client_verify,
+        )
+    if "file_system_poll_wait_seconds" in given:
+        # TF: 0 polls once, < 0 never polls again; both mean "at start only" here.
+        options["file_system_poll_wait_seconds"] = max(0, args.file_system_poll_wait_seconds)
+    if args.grpc_socket_path:
+        options["grpc_socket_path"] = args.grpc_socket_path
+    if args.rest_api_port >= 0:
+        options["prometheus_path"] = read_prometheus_path(args.monitoring_config_file or None)
+    return options
+
+
+def _check_model_config_file(path: str) -> None:
+    """TF Serving's refusal of a models.config that does not parse, with protobuf's log line."""
+    from google.protobuf import text_format
+
+    from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
+    from tfs_async.testing.server_config import log_text_format_error
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return  # the server's own start reports a missing file
+    try:
+        text_format.Parse(text, ModelServerConfig())
+    except text_format.ParseError as exc:
+        log_text_format_error("tensorflow.serving.ModelServerConfig", exc)
+        raise ServingStatus(
+            StatusCode.INVALID_ARGUMENT, f"Invalid protobuf file: '{path}'"
+        ) from None
+
+
 async def serve(args: argparse.Namespace) -> int:
     """Run the server described by parsed ``args`` until SIGTERM/SIGINT."""
     from tfs_async.testing.server import ModelServer
@@ -193,24 +235,25 @@ async def serve(args: argparse.Namespace) -> int:
     models: list[Any] = []
     for spec in args.python_models:
         models.extend(load_python_models(spec))
+    options = _server_options(args)
     config: str | None = None
-    if args.model_config_file is None and args.model_base_path is not None:
+    if not args.model_config_file and args.model_base_path:
         config = _single_model_config(args.model_name, args.model_base_path)
     server = ModelServer(
         models,
-        model_config_file=args.model_config_file,
+        model_config_file=args.model_config_file or None,
         config=config,
         grpc_port=_port(args.port),
         rest_port=_port(args.rest_api_port),
         host=args.host,
         enable_serialization_as_tensor_content=args.enable_serialization_as_tensor_content,
         rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
-        model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
-        prometheus_path=_prometheus_path(args.monitoring_config_file),
+        model_config_file_poll_wait_seconds=max(0, args.model_config_file_poll_wait_seconds),
         faults=_fault_plan(args.faults, args.fault_seed),
         grpc_options=_channel_arguments(args.grpc_channel_arguments),
         enable_grpc_healthcheck_service=args.enable_grpc_healthcheck_service,
         allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
+        **options,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -239,11 +282,43 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_line_verdict(args: argparse.Namespace) -> int | None:
+    """What TF Serving's main() does with the parsed command line: an exit status, or None."""
+    parsed: tf_flags.ParsedFlags = args.tf_flags
+    program = getattr(args, "prog", "tfs-async serve")
+    if parsed.errors or parsed.help:
+        for error in parsed.errors:
+            print(error, file=sys.stderr, flush=True)
+        print(tf_flags.usage(program), end="", flush=True)
+        return USAGE_EXIT
+    if args.version:
+        print(f"TensorFlow ModelServer: tfs-async-emulator-{_package_version()}")
+        print("TensorFlow Library: none (tfs-async emulator)", flush=True)
+        return 0
+    if parsed.unknown:
+        print(f"unknown argument: {parsed.unknown[0]}", flush=True)
+        print(tf_flags.usage(program), end="", flush=True)
+    for flag in parsed.ignored():
+        _log.warning(tf_flags.ignored_flag_warning(flag, args.tf_flags.values[flag.name]))
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``tfs-async serve``: the exit status."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
+    verdict = _command_line_verdict(args)
+    if verdict is not None:
+        return verdict
     try:
         return asyncio.run(serve(args))
+    except ServingStatus as status:
+        # TF Serving's BuildAndStart refusals keep TF's wording.
+        print(
+            f"tfs-async serve: Failed to start server. Error: {status.code.name}: {status.message}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     except Exception as exc:
         # Start-up failures (bad flags, config, ports) end the process with a one-line reason.
         print(f"tfs-async serve: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

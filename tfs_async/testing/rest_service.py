@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import zlib
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from tfs_async._proto import (
     classification_pb2,
@@ -37,6 +37,7 @@ from tfs_async._proto import (
 from tfs_async.errors import StatusCode, http_status_for_code
 from tfs_async.testing import rest_json, rest_path
 from tfs_async.testing.faults import ConnectionDropped, FaultPlan
+from tfs_async.testing.monitoring import Metrics
 from tfs_async.testing.status import ServingStatus, invalid_argument
 
 if TYPE_CHECKING:
@@ -53,11 +54,31 @@ MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _ORIGIN = re.compile(r"https?://.*")
 
-# libevent's evhttp_send_error page, which TF Serving returns outside /v1/.
-_NOT_FOUND_PAGE = (
-    b"<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n"  # split: 100 columns
-    b"<H1>Not Found</H1>\n</BODY></HTML>\n"
+# libevent's evhttp_send_error page (http.c ERR_FORMAT), sent with only
+# "Content-Type: text/html" and "Connection: close" (evhttp_send_page_).
+_ERROR_PAGE = (
+    "<HTML><HEAD>\n<TITLE>{code} {reason}</TITLE>\n</HEAD><BODY>\n"
+    "<H1>{reason}</H1>\n</BODY></HTML>\n"
 )
+
+# The methods TF Serving lets libevent pass (evhttp_server.cc); others get 501.
+_ALLOWED_METHODS = frozenset({"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+
+class _Response(web.Response):
+    """A response without aiohttp's ``Server`` header: libevent sends none."""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        self.headers.popall(hdrs.SERVER, None)
+
+
+def _libevent_error(code: int, reason: str) -> web.Response:
+    """An answer libevent itself gives (404 outside /v1/, 501 for a disallowed method)."""
+    page = _ERROR_PAGE.format(code=code, reason=reason).encode()
+    response = _Response(status=code, body=page, headers={"Content-Type": "text/html"})
+    response.force_close()
+    return response
 
 
 class _BadBody(Exception):
@@ -65,7 +86,7 @@ class _BadBody(Exception):
 
 
 def _json_response(body: bytes, status: int = 200) -> web.Response:
-    return web.Response(body=body, status=status, headers=_JSON_HEADERS)
+    return _Response(body=body, status=status, headers=_JSON_HEADERS)
 
 
 def _error_response(status: ServingStatus) -> web.Response:
@@ -103,8 +124,10 @@ class RestService:
         timeout_ms: ``--rest_api_timeout_in_ms``; applied to predict, classify
             and regress when > 0.
         faults: returns the fault plan in force (or None) for each request.
-        prometheus_path: when set, GET on this exact path answers request counters
-            in Prometheus text format (TF Serving's ``--monitoring_config_file``).
+        prometheus_path: when set, GET on this exact path answers ``metrics`` in
+            TF Serving's Prometheus text format (``--monitoring_config_file``).
+        metrics: where REST requests are counted (TF Serving's ``http_server.cc``
+            records ``request_count`` and ``request_latency`` for each one).
     """
 
     def __init__(
@@ -114,34 +137,36 @@ class RestService:
         timeout_ms: int = 30000,
         faults: Callable[[], FaultPlan | None] = lambda: None,
         prometheus_path: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._models = core
         self._prediction = core.prediction
         self._timeout = timeout_ms / 1000.0 if timeout_ms > 0 else None
         self._faults = faults
         self._prometheus_path = prometheus_path
-        self._request_counts: Counter[tuple[str, str, str]] = Counter()
+        self._metrics = metrics
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one HTTP request the way TF Serving's REST server does."""
+        start = time.perf_counter()
         # TF routes on the raw target: the query string is part of the path.
         path = request.raw_path
         method = request.method
         if method == "OPTIONS":
             return self._preflight(request)
         if self._prometheus_path is not None and path == self._prometheus_path:
-            return self._metrics()
+            return self._prometheus()
+        if method not in _ALLOWED_METHODS:
+            return _libevent_error(501, "Not Implemented")
         if not rest_path.is_v1_path(path):
-            return web.Response(
-                status=404, body=_NOT_FOUND_PAGE, headers={"Content-Type": "text/html"}
-            )
+            return _libevent_error(404, "Not Found")
         try:
             body = await request.content.read()
             if "gzip" in request.headers.get("Content-Encoding", "").lower():
                 body = _gunzip(body)
         except _BadBody as exc:
             _log.info("refused REST request body: %s", exc)
-            return web.Response(status=400, body=b"", headers={"Content-Type": "text/html"})
+            return _Response(status=400, body=b"", headers={"Content-Type": "text/html"})
         try:
             route = rest_path.parse_rest_request(method, path)
         except ServingStatus as status:
@@ -152,20 +177,20 @@ class RestService:
                 await plan.apply("rest", _fault_method(route.action), route.model_name)
             response = await self._dispatch(route, body)
         except ServingStatus as status:
-            self._count(route, status.code)
+            self._count(route, status.code, start)
             return _error_response(status)
         except ConnectionDropped:
             # Close without answering: the client sees the connection go away.
             if request.transport is not None:
                 request.transport.abort()
-            return web.Response(status=503)  # never sent: the transport is gone
+            return _Response(status=503)  # never sent: the transport is gone
         except Exception as exc:
             # A bug or a model's own exception still answers in TF Serving's JSON form.
             _log.exception("REST %s %s failed", method, path)
             failure = ServingStatus(StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-            self._count(route, failure.code)
+            self._count(route, failure.code, start)
             return _error_response(failure)
-        self._count(route, StatusCode.OK)
+        self._count(route, StatusCode.OK, start)
         return response
 
     async def _dispatch(self, route: RestRoute, body: bytes) -> web.Response:
@@ -229,7 +254,7 @@ class RestService:
         # CORS preflight as http_server.cc answers it: 200 for an http(s) Origin, else 400.
         origin = request.headers.get("Origin", "")
         if _ORIGIN.fullmatch(origin):
-            return web.Response(
+            return _Response(
                 status=200,
                 headers={
                     "Access-Control-Allow-Origin": "*",
@@ -237,24 +262,21 @@ class RestService:
                     "Access-Control-Allow-Headers": "Content-Type",
                 },
             )
-        return web.Response(status=400)
+        return _Response(status=400)
 
-    def _count(self, route: RestRoute, code: StatusCode) -> None:
-        status = "OK" if code == StatusCode.OK else code.name
-        self._request_counts[(route.model_name, route.action, status)] += 1
+    def _count(self, route: RestRoute, code: StatusCode, start: float) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.count_request(route.model_name, code.name)
+        if code == StatusCode.OK:
+            # The API label is the POST verb; GET (status, metadata) leaves it empty.
+            api = route.action if route.action in ("predict", "classify", "regress") else ""
+            micros = (time.perf_counter() - start) * 1e6
+            self._metrics.request_latency(route.model_name, api, "REST", micros)
 
-    def _metrics(self) -> web.Response:
-        lines = [
-            "# HELP :tensorflow:serving:request_count The total number of requests.",
-            "# TYPE :tensorflow:serving:request_count counter",
-        ]
-        for (model, action, status), n in sorted(self._request_counts.items()):
-            lines.append(
-                f':tensorflow:serving:request_count{{model_name="{model}",'
-                f'method="{action}",status="{status}"}} {n}'
-            )
-        text = "\n".join(lines) + "\n"
-        return web.Response(body=text.encode(), headers={"Content-Type": "text/plain"})
+    def _prometheus(self) -> web.Response:
+        page = self._metrics.render() if self._metrics is not None else "\n"
+        return _Response(body=page.encode(), headers={"Content-Type": "text/plain"})
 
 
 def _fault_method(action: str) -> str:

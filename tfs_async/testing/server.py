@@ -26,14 +26,19 @@ from aiohttp import web
 
 from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
 from tfs_async.testing.addresses import ListenerAddresses, host_for_url
+from tfs_async.testing.batch_scheduler import SharedBatchScheduler
+from tfs_async.testing.device_model import DeviceModel
 from tfs_async.testing.faults import FaultPlan
+from tfs_async.testing.front import ServingFront
 from tfs_async.testing.grpc_service import (
     GRPC_SERVER_OPTIONS,
     build_handlers,
     build_health_handler,
 )
 from tfs_async.testing.models import ModelSource
+from tfs_async.testing.monitoring import Metrics
 from tfs_async.testing.rest_service import RestService
+from tfs_async.testing.server_config import BatchingParameters
 from tfs_async.testing.serving import ServerCore
 
 __all__ = ["ModelServer"]
@@ -59,7 +64,13 @@ class ModelServer(ListenerAddresses):
         model_config_file_poll_wait_seconds: re-read ``model_config_file`` this often (0: never).
         faults: a :class:`~tfs_async.testing.faults.FaultPlan` applied to every call; it can
             be changed, or replaced through :attr:`faults`, while the server runs.
-        prometheus_path: serve Prometheus-style request counters on this REST path.
+        prometheus_path: serve TF Serving's Prometheus page on this REST path
+            (see :mod:`tfs_async.testing.monitoring`).
+        batching: batch Predict calls with these parameters (``--enable_batching``;
+            see :mod:`tfs_async.testing.batch_scheduler`).
+        device: charge Predict calls to this emulated device
+            (``--emulate_device_latency``; see :mod:`tfs_async.testing.device_model`).
+        grpc_socket_path: also serve gRPC on this UNIX socket (``--grpc_socket_path``).
         grpc_options: extra gRPC server channel arguments (TF's ``--grpc_channel_arguments``).
         enable_grpc_healthcheck_service: also serve ``grpc.health.v1.Health/Check``.
         grpc_credentials: serve gRPC over TLS with these (``grpc.ssl_server_credentials``).
@@ -90,6 +101,9 @@ class ModelServer(ListenerAddresses):
         enable_grpc_healthcheck_service: bool = False,
         grpc_credentials: grpc.ServerCredentials | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        batching: BatchingParameters | None = None,
+        device: DeviceModel | None = None,
+        grpc_socket_path: str | None = None,
         core: ServerCore | None = None,
         **core_options: Any,
     ) -> None:
@@ -117,13 +131,30 @@ class ModelServer(ListenerAddresses):
         self._requested_rest_port = rest_port
         self._grpc_options = tuple(grpc_options)
         self._grpc_credentials = grpc_credentials
+        self._grpc_socket_path = grpc_socket_path
         self._health = enable_grpc_healthcheck_service
         self._ssl_context = ssl_context
+        self.metrics: Metrics | None = Metrics() if prometheus_path is not None else None
+        """The values the Prometheus page shows (None without ``prometheus_path``)."""
+        self.batch_scheduler = (
+            None if batching is None else SharedBatchScheduler(batching, device, self.metrics)
+        )
+        # The one hook into the prediction path: both faces call a front that batches,
+        # charges the device and counts gRPC calls before reaching the core. Without
+        # any of those the faces call the core itself.
+        grpc_front = rest_front = core
+        if self.batch_scheduler is not None or device is not None or self.metrics is not None:
+            grpc_front = ServingFront(
+                core, scheduler=self.batch_scheduler, device=device, metrics=self.metrics
+            ).as_core()
+            rest_front = ServingFront(core, scheduler=self.batch_scheduler, device=device).as_core()
+        self._front = grpc_front
         self._rest = RestService(
-            core,
+            rest_front,
             timeout_ms=rest_api_timeout_in_ms,
             faults=lambda: self.faults,
             prometheus_path=prometheus_path,
+            metrics=self.metrics,
         )
         self._grpc_server: grpc.aio.Server | None = None
         self._rest_runner: web.ServerRunner | None = None
@@ -172,6 +203,8 @@ class ModelServer(ListenerAddresses):
             self._poll_task = None
         await self._close_listeners()
         self.grpc_port = self.rest_port = None
+        if self.batch_scheduler is not None:
+            await self.batch_scheduler.close()
         if self._owns_core and self._core_started:
             self._core_started = False
             await self.core.stop()
@@ -222,7 +255,7 @@ class ModelServer(ListenerAddresses):
 
     async def _open_listeners(self, grpc_port: int | None, rest_port: int | None) -> None:
         if grpc_port is not None:
-            handlers = build_handlers(self.core, lambda: self.faults)
+            handlers = build_handlers(self._front, lambda: self.faults)
             if self._health:
                 handlers.append(build_health_handler())
             server = grpc.aio.server(
@@ -235,8 +268,14 @@ class ModelServer(ListenerAddresses):
                     bound = server.add_secure_port(address, self._grpc_credentials)
                 else:
                     bound = server.add_insecure_port(address)
+                if self._grpc_socket_path:
+                    address = f"unix:{self._grpc_socket_path}"
+                    if self._grpc_credentials is not None:
+                        server.add_secure_port(address, self._grpc_credentials)
+                    else:
+                        server.add_insecure_port(address)
             except RuntimeError as exc:
-                raise OSError(f"cannot bind gRPC to {self.host}:{grpc_port}: {exc}") from exc
+                raise OSError(f"cannot bind gRPC to {address}: {exc}") from exc
             await server.start()
             self._grpc_server = server
             self.grpc_port = bound
