@@ -6,14 +6,19 @@ STAMP := $(VENV)/.installed
 IVENV := .venv-interop
 IBIN := $(IVENV)/bin
 ISTAMP := $(IVENV)/.installed
+EVENV := .venv-engines
+EBIN := $(EVENV)/bin
+ESTAMP := $(EVENV)/.installed
 
-.PHONY: help bench bench-full test unit interop lint fmt protos clean
+.PHONY: help bench bench-full test unit interop beam test-engines lint fmt protos clean
 
 help:
 	@echo "make bench   - protocol benchmark (gRPC vs HTTP) against the embedded emulator (--quick sweep)"
-	@echo "make test    - lint + unit/integration tests + interop tier (installs tensorflow-cpu)"
-	@echo "make unit    - lint-free fast loop: the tests without the interop tier"
+	@echo "make test    - lint + unit/integration tests + interop tier (installs tensorflow-cpu) + Beam tier"
+	@echo "make unit    - lint-free fast loop: the tests without the interop and engine tiers"
 	@echo "make interop - the interop tier alone (tensorflow-cpu + tensorflow-serving-api)"
+	@echo "make beam    - the Apache Beam tier (DirectRunner) in .venv-engines"
+	@echo "make test-engines - the Beam and Ray Data tiers (Ray is slow to start; not in make test)"
 	@echo "make lint    - ruff check, ruff format --check, mypy --strict on tfs_async/"
 	@echo "make protos  - regenerate tfs_async/_proto from protos/"
 
@@ -31,6 +36,12 @@ $(ISTAMP): pyproject.toml requirements/dev.txt requirements/bench.txt requiremen
 	$(IBIN)/python -m pip install -q --no-deps tensorflow-serving-api==2.21.0
 	@touch $@
 
+$(ESTAMP): pyproject.toml requirements/dev.txt requirements/engines.txt
+	$(PYTHON) -m venv $(EVENV)
+	$(EBIN)/python -m pip install -q --upgrade pip
+	$(EBIN)/python -m pip install -q -r requirements/engines.txt -r requirements/dev.txt -e '.[beam,ray]'
+	@touch $@
+
 bench: $(STAMP)
 	$(BIN)/tfs-async bench --quick
 
@@ -38,25 +49,33 @@ bench-full: $(STAMP)
 	$(BIN)/tfs-async bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check tfs_async tests benchmarks
-	$(BIN)/ruff format --check tfs_async tests benchmarks
+	$(BIN)/ruff check tfs_async tests benchmarks examples
+	$(BIN)/ruff format --check tfs_async tests benchmarks examples
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff check --fix tfs_async tests benchmarks
-	$(BIN)/ruff format tfs_async tests benchmarks
+	$(BIN)/ruff check --fix tfs_async tests benchmarks examples
+	$(BIN)/ruff format tfs_async tests benchmarks examples
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not interop" --ignore=tests/interop $(PYTEST_ARGS)
-	$(BIN)/python -m pytest --doctest-modules tfs_async -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not interop and not beam and not ray" --ignore=tests/interop --ignore=tests/engines $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --doctest-modules tfs_async -q --ignore=tfs_async/beam.py --ignore=tfs_async/ray.py $(PYTEST_ARGS)
 
 interop: $(ISTAMP)
 	$(IBIN)/python -m pytest -m interop tests/interop $(PYTEST_ARGS)
 
-test: lint unit interop
+beam: $(ESTAMP)
+	$(EBIN)/python -m pytest -m beam tests/engines $(PYTEST_ARGS)
+	$(EBIN)/python -m pytest --doctest-modules tfs_async/beam.py -q $(PYTEST_ARGS)
+
+test-engines: $(ESTAMP)
+	$(EBIN)/python -m pytest -m "beam or ray" tests/engines $(PYTEST_ARGS)
+	$(EBIN)/python -m pytest --doctest-modules tfs_async/beam.py tfs_async/ray.py -q $(PYTEST_ARGS)
+
+test: lint unit interop beam
 
 protos: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. protos/tfs_async/_proto/*.proto
 
 clean:
-	rm -rf $(VENV) $(IVENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(IVENV) $(EVENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
