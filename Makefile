@@ -58,8 +58,8 @@ fmt: $(STAMP)
 	$(BIN)/ruff format tfs_async tests benchmarks examples
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not interop and not beam and not ray" --ignore=tests/interop --ignore=tests/engines $(PYTEST_ARGS)
-	$(BIN)/python -m pytest --doctest-modules tfs_async -q --ignore=tfs_async/beam.py --ignore=tfs_async/ray.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not interop and not beam and not ray" --ignore=tests/interop $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --doctest-modules tfs_async -q --ignore=tfs_async/beam.py $(PYTEST_ARGS)
 
 interop: $(ISTAMP)
 	$(IBIN)/python -m pytest -m interop tests/interop $(PYTEST_ARGS)
@@ -70,7 +70,7 @@ beam: $(ESTAMP)
 
 test-engines: $(ESTAMP)
 	$(EBIN)/python -m pytest -m "beam or ray" tests/engines $(PYTEST_ARGS)
-	$(EBIN)/python -m pytest --doctest-modules tfs_async/beam.py tfs_async/ray.py -q $(PYTEST_ARGS)
+	$(EBIN)/python -m pytest --doctest-modules tfs_async/beam.py -q $(PYTEST_ARGS)
 
 test: lint unit interop beam
 

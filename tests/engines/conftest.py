@@ -6,6 +6,8 @@ emulator runs in a child process: nothing here shares a loop with the engine.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -20,6 +22,21 @@ from tfs_async.testing import ModelServerProcess
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(EXAMPLES))  # the examples and their model factory import as modules
+
+if sys.version_info >= (3, 11):
+    within = asyncio.timeout
+else:  # aiohttp depends on async-timeout before Python 3.11
+    import async_timeout  # type: ignore[import-not-found, unused-ignore]
+
+    within = async_timeout.timeout
+
+# The engine tiers need their engine (`make beam`, `make test-engines`); elsewhere
+# (`make unit`) their modules are not collected, and their markers deselect them.
+collect_ignore = [
+    name
+    for name, module in (("test_beam.py", "apache_beam"), ("test_ray.py", "ray"))
+    if importlib.util.find_spec(module) is None
+]
 
 STEP = 30.0  # seconds: the deadline of every request and the bound of every wait
 MODEL = "half_plus_two"
