@@ -44,14 +44,17 @@ VERSION = 7
 ROWS = 10_000
 
 
+def examples_env() -> dict[str, str]:
+    """This process's environment with examples/ on the child's import path."""
+    path = os.pathsep.join(p for p in (str(EXAMPLES), os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, PYTHONPATH=path)
+
+
 @pytest.fixture(scope="session")
 def server() -> Iterator[ModelServerProcess]:
     """The examples' half_plus_two (version 7) over gRPC and REST, in a child process."""
-    path = os.pathsep.join(p for p in (str(EXAMPLES), os.environ.get("PYTHONPATH")) if p)
     with ModelServerProcess(
-        python_models=["pipeline_models:build"],
-        env=dict(os.environ, PYTHONPATH=path),
-        startup_timeout=STEP * 2,
+        python_models=["pipeline_models:build"], env=examples_env(), startup_timeout=STEP * 2
     ) as srv:
         yield srv
 

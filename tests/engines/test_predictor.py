@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 import pytest_asyncio
-from conftest import expected_y, rows, within
+from conftest import ROWS, examples_env, expected_y, rows, within
 
 from tfs_async import InvalidInputError, NotFoundError
 from tfs_async.ray import TFServingPredictor
-from tfs_async.testing import ModelServer, PythonModel, signature
+from tfs_async.testing import ModelServer, ModelServerProcess, PythonModel, signature
 
 STEP = 10.0
 
@@ -169,3 +171,26 @@ def test_arguments_are_checked_when_built() -> None:
         TFServingPredictor("grpc://127.0.0.1:1", "m", max_in_flight=0)
     with pytest.raises(ValueError, match="version"):
         TFServingPredictor("grpc://127.0.0.1:1", "m", version=1, label="stable")
+
+
+def test_the_asyncio_json_lines_example(tmp_path: Path) -> None:
+    import asyncio_jsonl
+
+    with ModelServerProcess(
+        python_models=["pipeline_models:build"], env=examples_env(), startup_timeout=STEP * 6
+    ) as srv:
+        x = rows(ROWS)
+        source = tmp_path / "rows.jsonl"
+        source.write_text(
+            "".join(json.dumps({"id": i, "x": x[i].tolist()}) + "\n" for i in range(ROWS))
+        )
+        for target in (f"grpc://{srv.grpc_target}", srv.rest_url):
+            output = tmp_path / "predictions.jsonl"
+            written = asyncio_jsonl.run(
+                [f"--target={target}", f"--input={source}", f"--output={output}"]
+            )
+            lines = [json.loads(line) for line in output.read_text().splitlines()]
+            assert written == len(lines) == ROWS
+            assert [line["id"] for line in lines] == list(range(ROWS))  # input order
+            y = np.array([line["y"] for line in lines], np.float32)
+            np.testing.assert_allclose(y, expected_y(x), rtol=1e-5)
