@@ -39,7 +39,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from apache_beam.ml.inference.base import PredictionResult, RemoteModelHandler
+
+try:
+    from apache_beam.ml.inference.base import PredictionResult, RemoteModelHandler
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        f"tfs_async.beam needs Apache Beam 2.78 or later: pip install 'tfs-async[beam]' ({error})"
+    ) from error
 
 from tfs_async.batching import BatchingError
 from tfs_async.errors import (
