@@ -6,14 +6,19 @@ STAMP := $(VENV)/.installed
 IVENV := .venv-interop
 IBIN := $(IVENV)/bin
 ISTAMP := $(IVENV)/.installed
+EVENV := .venv-engines
+EBIN := $(EVENV)/bin
+ESTAMP := $(EVENV)/.installed
 
-.PHONY: help bench bench-full test unit interop lint fmt protos clean
+.PHONY: help bench bench-full test unit interop beam test-engines lint fmt protos clean
 
 help:
 	@echo "make bench   - protocol benchmark (gRPC vs HTTP) against the embedded emulator (--quick sweep)"
-	@echo "make test    - lint + unit/integration tests + interop tier (installs tensorflow-cpu)"
-	@echo "make unit    - lint-free fast loop: the tests without the interop tier"
+	@echo "make test    - lint + unit/integration tests + interop tier (installs tensorflow-cpu) + Beam tier"
+	@echo "make unit    - lint-free fast loop: the tests without the interop and engine tiers"
 	@echo "make interop - the interop tier alone (tensorflow-cpu + tensorflow-serving-api)"
+	@echo "make beam    - the Apache Beam tier (DirectRunner) in .venv-engines"
+	@echo "make test-engines - the Beam and Ray Data tiers (Ray is slow to start; not in make test)"
 	@echo "make lint    - ruff check, ruff format --check, mypy --strict on the package, tests, benchmarks and examples, import contracts"
 	@echo "make protos  - regenerate tfs_async/_proto from protos/"
 
@@ -29,6 +34,12 @@ $(ISTAMP): pyproject.toml requirements/dev.txt requirements/bench.txt requiremen
 	$(IBIN)/python -m pip install -q --upgrade pip
 	$(IBIN)/python -m pip install -q -r requirements/interop.txt -r requirements/dev.txt -r requirements/bench.txt -e .
 	$(IBIN)/python -m pip install -q --no-deps tensorflow-serving-api==2.21.0
+	@touch $@
+
+$(ESTAMP): pyproject.toml requirements/dev.txt requirements/engines.txt
+	$(PYTHON) -m venv $(EVENV)
+	$(EBIN)/python -m pip install -q --upgrade pip
+	$(EBIN)/python -m pip install -q -r requirements/engines.txt -r requirements/dev.txt -e '.[beam,ray]'
 	@touch $@
 
 bench: $(STAMP)
@@ -49,19 +60,27 @@ fmt: $(STAMP)
 	$(BIN)/ruff format tfs_async tests benchmarks examples
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not interop" --ignore=tests/interop $(PYTEST_ARGS)
-	$(BIN)/python -m pytest --doctest-modules tfs_async -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not interop and not beam and not ray" --ignore=tests/interop $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --doctest-modules tfs_async -q --ignore=tfs_async/beam.py $(PYTEST_ARGS)
 
 interop: $(ISTAMP)
 	$(IBIN)/python -m pytest -m interop tests/interop $(PYTEST_ARGS)
 
-test: lint unit interop
+beam: $(ESTAMP)
+	$(EBIN)/python -m pytest -m beam tests/engines $(PYTEST_ARGS)
+	$(EBIN)/python -m pytest --doctest-modules tfs_async/beam.py -q $(PYTEST_ARGS)
+
+test-engines: $(ESTAMP)
+	$(EBIN)/python -m pytest -m "beam or ray" tests/engines $(PYTEST_ARGS)
+	$(EBIN)/python -m pytest --doctest-modules tfs_async/beam.py -q $(PYTEST_ARGS)
+
+test: lint unit interop beam
 
 protos: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. protos/tfs_async/_proto/*.proto
 
 clean:
-	rm -rf $(VENV) $(IVENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(IVENV) $(EVENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
 
 # TF Serving's own model-server tests, run against `tfs-async serve` (opt-in; see
 # tests/tfserving_suite/run.py). SUITE_ARGS picks tests, e.g. TensorflowModelServerTest.testPredictREST

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tfs_async.client import Client as Client
     from tfs_async.options import TLSConfig as TLSConfig
     from tfs_async.retry import RetryPolicy as RetryPolicy
+    from tfs_async.sync import SyncClient as SyncClient
     from tfs_async.transport import GrpcTransport as GrpcTransport
     from tfs_async.transport import HttpTransport as HttpTransport
     from tfs_async.transport import Transport as Transport
@@ -30,6 +31,7 @@ _LAZY = {
     "MicroBatcher": "tfs_async.batching",
     "Client": "tfs_async.client",
     "RetryPolicy": "tfs_async.retry",
+    "SyncClient": "tfs_async.sync",
     "TLSConfig": "tfs_async.options",
     "GrpcTransport": "tfs_async.transport",
     "HttpTransport": "tfs_async.transport",
