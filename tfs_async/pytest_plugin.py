@@ -23,6 +23,10 @@ Fixtures:
 ``tfs_server_process``
     The same models served by a child process (:class:`ServerProcess`), for
     tests that kill and restart the server. A synchronous fixture.
+``tfs_sync_client``
+    A :class:`tfs_async.SyncClient` on ``tfs_server_process``, for plain
+    (non-async) tests: like ``tfs_client``, each test that uses it runs over
+    gRPC and over HTTP. Needs no pytest-asyncio.
 
 The async fixtures need pytest-asyncio (``pip install tfs-async[pytest]``) and
 work in its strict and auto modes. ``tfs_models``, ``tfs_server`` and
@@ -52,6 +56,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tfs_async.client import Client
+    from tfs_async.sync import SyncClient
     from tfs_async.testing import ModelServer, ModelServerProcess, ModelSource
 
 __all__ = ["PROTOCOLS", "SCOPE_OPTION", "ServerProcess"]
@@ -423,6 +428,35 @@ def _tfs_server_process(
         server.stop()
 
 
+def _tfs_sync_client(
+    request: pytest.FixtureRequest, tfs_server_process: ServerProcess
+) -> Iterator[SyncClient]:
+    """A ``tfs_async.SyncClient`` on ``tfs_server_process``; each test that uses it runs
+    over gRPC and over HTTP (test ids ``grpc``, ``http``). Client defaults apply.
+    """
+    from tfs_async.sync import SyncClient
+
+    if request.param == "grpc":
+        client = SyncClient(f"grpc://{tfs_server_process.grpc_target}")
+    else:
+        client = SyncClient(tfs_server_process.rest_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _common_fixtures(scope: _Scope) -> dict[str, Any]:
+    """The fixtures that need no event loop of pytest-asyncio's."""
+    return {
+        "tfs_models": pytest.fixture(_tfs_models, scope=scope, name="tfs_models"),
+        "tfs_server_process": pytest.fixture(_tfs_server_process, name="tfs_server_process"),
+        "tfs_sync_client": pytest.fixture(
+            _tfs_sync_client, name="tfs_sync_client", params=PROTOCOLS, ids=PROTOCOLS
+        ),
+    }
+
+
 def _async_fixtures(scope: _Scope) -> dict[str, Any]:
     """The fixtures, made for one scope once pytest's configuration is known."""
     import pytest_asyncio
@@ -466,12 +500,7 @@ def _async_fixtures(scope: _Scope) -> dict[str, Any]:
         finally:
             await asyncio.wait_for(client.close(), _STEP_TIMEOUT)
 
-    return {
-        "tfs_models": pytest.fixture(_tfs_models, scope=scope, name="tfs_models"),
-        "tfs_server": tfs_server,
-        "tfs_client": tfs_client,
-        "tfs_server_process": pytest.fixture(_tfs_server_process, name="tfs_server_process"),
-    }
+    return {**_common_fixtures(scope), "tfs_server": tfs_server, "tfs_client": tfs_client}
 
 
 def _no_asyncio_fixtures(scope: _Scope, problem: str) -> dict[str, Any]:
@@ -493,9 +522,4 @@ def _no_asyncio_fixtures(scope: _Scope, problem: str) -> dict[str, Any]:
         """Needs pytest-asyncio (``pip install 'tfs-async[pytest]'``)."""
         missing("tfs_client")
 
-    return {
-        "tfs_models": pytest.fixture(_tfs_models, scope=scope, name="tfs_models"),
-        "tfs_server": tfs_server,
-        "tfs_client": tfs_client,
-        "tfs_server_process": pytest.fixture(_tfs_server_process, name="tfs_server_process"),
-    }
+    return {**_common_fixtures(scope), "tfs_server": tfs_server, "tfs_client": tfs_client}

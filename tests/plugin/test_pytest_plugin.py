@@ -141,6 +141,8 @@ def test_without_pytest_asyncio(tmp_path: Path) -> None:
         "test_without_asyncio.test_client[grpc]": "error",
         "test_without_asyncio.test_client[http]": "error",
         "test_without_asyncio.test_process": "passed",
+        "test_without_asyncio.test_sync_client[grpc]": "passed",
+        "test_without_asyncio.test_sync_client[http]": "passed",
     }, run.output
     message = run.messages["test_without_asyncio.test_client[grpc]"]
     assert "fixture 'tfs_client' is async and needs the pytest-asyncio plugin" in message

@@ -1,11 +1,14 @@
-"""Run with -p no:asyncio: the async fixtures say what is missing; the child process works."""
+"""Run with -p no:asyncio: the async fixtures say what is missing; the child process and the
+sync client work."""
 
 from __future__ import annotations
 
 import json
 import urllib.request
 
-from tfs_async import Client
+import numpy as np
+
+from tfs_async import Client, SyncClient, VersionState
 from tfs_async.pytest_plugin import ServerProcess
 
 
@@ -18,3 +21,10 @@ def test_process(tfs_server_process: ServerProcess) -> None:
     with urllib.request.urlopen(url, timeout=30) as response:
         status = json.load(response)
     assert status["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+def test_sync_client(tfs_sync_client: SyncClient) -> None:
+    # A plain test, no event loop of its own: the sync client talks to the child process.
+    result = tfs_sync_client.predict("half_plus_two", {"x": np.array([[2.0]], np.float32)})
+    assert result["y"].tolist() == [[3.0]]
+    assert tfs_sync_client.status("half_plus_two")[0].state == VersionState.AVAILABLE
