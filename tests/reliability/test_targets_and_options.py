@@ -136,7 +136,7 @@ def test_invalid_per_call_options_fail_too() -> None:
     ],
     ids=str,
 )
-def test_invalid_retry_policies_are_refused(policy: dict[str, float], problem: str) -> None:
+def test_invalid_retry_policies_are_refused(policy: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         RetryPolicy(**policy)
 
