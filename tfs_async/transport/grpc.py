@@ -53,6 +53,7 @@ from tfs_async.codec import messages
 from tfs_async.codec.predict_wire import decode_predict_response, encode_predict_request
 from tfs_async.errors import (
     ConnectionFailedError,
+    DeadlineExceededError,
     MessageTooLargeError,
     NotSentError,
     ResponseDecodeError,
@@ -345,16 +346,41 @@ class GrpcTransport(Transport):
                 limit=self.max_message_length,
                 model=model,
             )
-        call = self._pick().method(path)
+        method = self._pick().method(path)
+        call = method(
+            payload,
+            timeout=options.timeout,
+            metadata=options.metadata or None,
+            compression=grpc.Compression.Gzip if options.compress else None,
+        )
+        # gRPC enforces the deadline in its core, but reports it through its poller
+        # thread, which a busy process can delay by tens of milliseconds: the event
+        # loop's own timer ends the call at its deadline too.
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            call.cancel()
+
+        timer = (
+            asyncio.get_running_loop().call_later(options.timeout, expire)
+            if options.timeout is not None
+            else None
+        )
         try:
-            response: bytes = await call(
-                payload,
-                timeout=options.timeout,
-                metadata=options.metadata or None,
-                compression=grpc.Compression.Gzip if options.compress else None,
-            )
+            response: bytes = await call
         except grpc.aio.AioRpcError as error:
             raise self._error(error, model) from error
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            raise DeadlineExceededError(
+                f"{self.target}: no answer within {options.timeout:.3g} s", model=model
+            ) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
         return response
 
     def _not_sent(self, details: str) -> bool:
