@@ -308,12 +308,20 @@ class GrpcTransport(Transport):
         if self._closed or self._loop is not asyncio.get_running_loop():
             return False
         channels = list(self._channels)
+        ready = asyncio.ensure_future(
+            asyncio.gather(*(c.channel.channel_ready() for c in channels))
+        )
+        done, _ = await asyncio.wait({ready}, timeout=timeout)
+        if not done:
+            # Not ready in time. Cancel without waiting for gRPC to acknowledge it (its
+            # poller thread may take tens of milliseconds): the caller's deadline is now.
+            ready.cancel()
+            ready.add_done_callback(_retrieve)
+            return False
         try:
-            await asyncio.wait_for(
-                asyncio.gather(*(c.channel.channel_ready() for c in channels)), timeout
-            )
-        except (asyncio.TimeoutError, grpc.RpcError, RuntimeError):
-            return False  # not ready in time, or the channels closed meanwhile
+            ready.result()
+        except (grpc.RpcError, RuntimeError, asyncio.CancelledError):
+            return False  # the channels closed meanwhile
         return True
 
     async def aclose(self) -> None:
@@ -491,6 +499,12 @@ class GrpcTransport(Transport):
         response = self._parse(model_management_pb2.ReloadConfigResponse, data, None)
         if response.status.error_code != 0:
             raise error_for_code(response.status.error_code, response.status.error_message)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a cancelled helper's outcome as seen (no "exception never retrieved" log)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _pushback(error: grpc.aio.AioRpcError) -> float | None:
