@@ -442,7 +442,8 @@ async def _retry(
             connects = sum(isinstance(e, NotSentError) for e in tried)
             late = DeadlineExceededError(
                 f"no server could be reached within the call's deadline "
-                f"({connects} attempts to connect); last: {unreached.message}",
+                f"({connects} attempt{'s' if connects != 1 else ''} to connect); "
+                f"last: {unreached.message}",
                 model=final.model,
             )
             with_attempts(late, len(tried), tried[:-1])
