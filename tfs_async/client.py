@@ -127,7 +127,17 @@ class Client:
         tls: certificates for ``grpcs://`` / ``https://`` targets.
         max_connection_age: gRPC: seconds after which a channel is replaced, so that
             new replicas behind a DNS name get traffic.
-        metadata_ttl: seconds a model's metadata stays cached.
+        metadata_ttl: seconds a model's metadata stays cached (metadata asked for by
+            label or for the latest version: at most 1 s, so it follows a label
+            that moves; and it is dropped when the server answers NOT_FOUND).
+        wait_for_ready: a call that reaches no server (refused, unreachable, name not
+            resolved) waits for one within its deadline and is then sent (default);
+            ``False`` fails fast. Per call: ``with_options(wait_for_ready=False)``.
+        max_message_size: largest request and response in bytes; larger ones fail
+            with MessageTooLargeError, never retried (gRPC default: TF Serving's
+            2 GiB - 1; HTTP: no limit).
+
+    Bad targets and options raise ValueError here, before anything is dialled.
 
     Use it as ``async with Client(...) as client:`` or call :meth:`close`.
     A client belongs to one event loop at a time.
@@ -148,7 +158,11 @@ class Client:
         tls: TLSConfig | None = None,
         max_connection_age: float | None = None,
         metadata_ttl: float = 60.0,
+        wait_for_ready: bool = True,
+        max_message_size: int | None = None,
     ) -> None:
+        if not metadata_ttl >= 0:
+            raise ValueError(f"metadata_ttl must be >= 0 seconds, got {metadata_ttl!r}")
         options = ClientOptions(
             timeout=timeout,
             max_retries=max_retries,
@@ -157,12 +171,17 @@ class Client:
             cast=cast,
             metadata=normalize_metadata(metadata),
             compress=compress,
+            wait_for_ready=wait_for_ready,
         )
         if isinstance(target, Transport):
             transport = target
         else:
             transport = transport_for(
-                target, pool_size=pool_size, tls=tls, max_connection_age=max_connection_age
+                target,
+                pool_size=pool_size,
+                tls=tls,
+                max_connection_age=max_connection_age,
+                max_message_size=max_message_size,
             )
         self._shared = _Shared(transport, options.retry, metadata_ttl)
         self._options = options
@@ -188,7 +207,8 @@ class Client:
         """A client sharing this one's transport, caches and budget, with other defaults.
 
         Takes the :class:`ClientOptions` fields: ``timeout``, ``max_retries``,
-        ``retry``, ``validate``, ``cast``, ``metadata``, ``compress``.
+        ``retry``, ``validate``, ``cast``, ``metadata``, ``compress``,
+        ``wait_for_ready``.
         """
         return Client._clone(self._shared, self._options.merged(**overrides))
 
@@ -231,18 +251,31 @@ class Client:
         self._check_open()
         options = self._options
         metadata, compress = options.metadata, options.compress
+        ready = options.wait_for_ready
 
         def attempt(left: float | None) -> Awaitable[T]:
-            return run(CallOptions(timeout=left, metadata=metadata, compress=compress))
+            return run(
+                CallOptions(
+                    timeout=left, metadata=metadata, compress=compress, wait_for_ready=ready
+                )
+            )
 
-        return await call_with_retries(
-            attempt,
-            timeout=options.timeout if timeout is None else timeout,
-            max_retries=options.max_retries,
-            policy=options.retry,
-            budget=self._shared.budget,
-            model=model,
-        )
+        try:
+            return await call_with_retries(
+                attempt,
+                timeout=options.timeout if timeout is None else timeout,
+                max_retries=options.max_retries,
+                policy=options.retry,
+                budget=self._shared.budget,
+                model=model,
+                wait_for_ready=ready,
+                wait_for_server=self._shared.transport.wait_for_server,
+            )
+        except NotFoundError:
+            if model is not None:
+                # A version went away or a label moved: the cached metadata may be stale.
+                self._shared.metadata.invalidate(model)
+            raise
 
     async def _cached_metadata(self, model: ModelSpec, timeout: float | None) -> ModelMetadata:
         transport = self._shared.transport

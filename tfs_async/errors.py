@@ -38,7 +38,9 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "InvalidInputError",
+    "MessageTooLargeError",
     "NotFoundError",
+    "NotSentError",
     "OutOfRangeError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
@@ -159,6 +161,9 @@ class TFServingError(Exception):
         self.model = model
         self.attempts = 1
         self.previous: tuple[TFServingError, ...] = ()
+        #: seconds the server asked the client to wait before retrying
+        #: (``grpc-retry-pushback-ms``, HTTP ``Retry-After``); ``None``: no hint.
+        self.retry_after: float | None = None
 
     def __str__(self) -> str:
         where = f" [model {self.model}]" if self.model is not None else ""
@@ -302,6 +307,43 @@ class UnauthenticatedError(TFServingError):
 
 class ConnectionFailedError(UnavailableError):
     """No connection to the server could be made or kept (refused, reset, TLS failure)."""
+
+
+class NotSentError(ConnectionFailedError):
+    """The request never reached a server: no connection could be made (refused,
+    unreachable, name not resolved, no ready subchannel), so nothing was written.
+
+    Re-sending it cannot duplicate work: with ``wait_for_ready`` (the default) the
+    client waits for a server within the call's deadline and re-sends it, without
+    charging the retry budget.
+    """
+
+
+class MessageTooLargeError(ResourceExhaustedError):
+    """A request or response is larger than the configured message size limit.
+
+    Raised before sending (request) or on receipt (response); never retried: the
+    same message would fail the same way. The message names the limit and the
+    option that raises it (``Client(max_message_size=...)``).
+
+    Attributes:
+        size: the message's size in bytes (when known).
+        limit: the limit in bytes.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        size: int | None = None,
+        limit: int | None = None,
+        code: StatusCode | int | None = None,
+        http_status: int | None = None,
+        model: ModelSpec | None = None,
+    ) -> None:
+        super().__init__(message, code=code, http_status=http_status, model=model)
+        self.size = size
+        self.limit = limit
 
 
 class ResponseDecodeError(DataLossError):

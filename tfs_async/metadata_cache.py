@@ -17,11 +17,16 @@ class MetadataCache:
     """Model metadata per (name, version, label), fetched once and kept ``ttl`` seconds.
 
     Concurrent callers asking for the same model share one fetch. A failed
-    fetch is not cached.
+    fetch is not cached. Metadata asked for without a version (by label, or the
+    latest version) names whichever version the server resolved then; a label
+    can move and a new version can load, so such entries are kept at most
+    ``unpinned_ttl`` seconds (and the client drops a model's entries when the
+    server answers NOT_FOUND for it).
     """
 
-    def __init__(self, ttl: float = 60.0) -> None:
+    def __init__(self, ttl: float = 60.0, unpinned_ttl: float = 1.0) -> None:
         self.ttl = ttl
+        self.unpinned_ttl = min(ttl, unpinned_ttl)
         self._entries: dict[_CacheKey, tuple[float, ModelMetadata]] = {}
         self._pending: dict[_CacheKey, asyncio.Future[ModelMetadata]] = {}
 
@@ -36,7 +41,8 @@ class MetadataCache:
         """The cached metadata, or ``await fetch()`` (shared by concurrent callers)."""
         key = self.key(model)
         entry = self._entries.get(key)
-        if entry is not None and time.monotonic() - entry[0] < self.ttl:
+        ttl = self.ttl if model.version is not None else self.unpinned_ttl
+        if entry is not None and time.monotonic() - entry[0] < ttl:
             return entry[1]
         pending = self._pending.get(key)
         if pending is not None:

@@ -52,6 +52,10 @@ class ClientOptions:
             rules allow (e.g. float64 -> float32); implies fetching metadata.
         metadata: call metadata (gRPC) / headers (HTTP) sent with every attempt.
         compress: gzip request bodies (HTTP) / gzip call compression (gRPC).
+        wait_for_ready: a call that reaches no server (refused, unreachable, not
+            resolved) waits for one within its deadline and is then sent, as
+            gRPC's wait-for-ready (default). ``False``: fail fast, such failures
+            are ordinary UNAVAILABLE errors under the retry policy.
     """
 
     timeout: float | None = DEFAULT_TIMEOUT
@@ -61,15 +65,36 @@ class ClientOptions:
     cast: bool = False
     metadata: tuple[tuple[str, str], ...] = ()
     compress: bool = False
+    wait_for_ready: bool = True
 
     def __post_init__(self) -> None:
-        if self.timeout is not None and self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds or None, got {self.timeout!r}")
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries!r}")
+        timeout = self.timeout
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not timeout > 0  # NaN too
+        ):
+            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+        if (
+            isinstance(self.max_retries, bool)
+            or not isinstance(self.max_retries, int)
+            or self.max_retries < 0
+        ):
+            raise ValueError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
+        if not isinstance(self.retry, RetryPolicy):
+            raise ValueError(f"retry must be a RetryPolicy, got {type(self.retry).__name__}")
 
     def merged(self, **overrides: Any) -> ClientOptions:
-        """A copy with the given options replaced (``metadata`` may be a mapping)."""
+        """A copy with the given options replaced (``metadata`` may be a mapping).
+
+        An unknown option name raises TypeError naming it and the known ones.
+        """
+        unknown = sorted(set(overrides) - set(self.__dataclass_fields__))
+        if unknown:
+            raise TypeError(
+                f"unknown client option(s) {', '.join(unknown)}; "
+                f"per-call options are {', '.join(self.__dataclass_fields__)}"
+            )
         if "metadata" in overrides:
             overrides["metadata"] = normalize_metadata(overrides["metadata"])
         return replace(self, **overrides)

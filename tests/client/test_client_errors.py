@@ -93,7 +93,8 @@ def _closed_port() -> int:
 async def test_no_server_is_a_connection_failure(protocol: str) -> None:
     port = _closed_port()
     target = f"grpc://127.0.0.1:{port}" if protocol == "grpc" else f"http://127.0.0.1:{port}"
-    async with Client(target, timeout=STEP, max_retries=0) as client:
+    # Failing fast (by default a call waits for a server until its deadline).
+    async with Client(target, timeout=STEP, max_retries=0, wait_for_ready=False) as client:
         with pytest.raises(ConnectionFailedError):
             await client.status("double")
 

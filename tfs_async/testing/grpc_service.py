@@ -57,6 +57,12 @@ GRPC_SERVER_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.max_send_message_length", -1),
     # A restarted server must own its port alone, never share it with a stale listener.
     ("grpc.so_reuseport", 0),
+    # gRPC core holds calls that arrived before the (asyncio) server asked for them in a
+    # queue and cancels new ones at random past 1,000 and all past 3,000 (its
+    # random-early-detection defaults): a burst of a few thousand calls on one client
+    # saw CANCELLED. The emulator queues them instead; the client's deadlines bound them.
+    ("grpc.server.max_pending_requests", 100_000),
+    ("grpc.server.max_pending_requests_hard_limit", 100_000),
 )
 
 

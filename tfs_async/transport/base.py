@@ -77,11 +77,15 @@ class CallOptions:
             time spent by earlier attempts off it); ``None`` means no deadline.
         metadata: extra call metadata (gRPC) or headers (HTTP), e.g. auth tokens.
         compress: gzip the request body (HTTP) or use gzip call compression (gRPC).
+        wait_for_ready: the caller waits for a server when none is reachable
+            (gRPC: the call's ``wait_for_ready``); a transport that cannot wait
+            raises :class:`~tfs_async.errors.NotSentError` and the caller re-sends.
     """
 
     timeout: float | None = None
     metadata: tuple[tuple[str, str], ...] = ()
     compress: bool = False
+    wait_for_ready: bool = False
 
 
 class Transport(abc.ABC):
@@ -128,6 +132,15 @@ class Transport(abc.ABC):
         nothing: a transport without a warm-up connects on its first call.
         """
         return None
+
+    async def wait_for_server(self, timeout: float | None) -> bool:
+        """Wait until a server looks reachable again, at most ``timeout`` seconds.
+
+        Called between re-sends of a call that reached no server
+        (:class:`~tfs_async.errors.NotSentError`). True: reachable now, re-send at
+        once; False: the transport cannot tell (the default), the caller backs off.
+        """
+        return False
 
     @abc.abstractmethod
     async def predict(self, request: PredictRequest, options: CallOptions) -> PredictResult:

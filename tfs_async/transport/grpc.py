@@ -6,7 +6,18 @@ back as bytes and are decoded by the codecs.
 
 Connections: ``pool_size`` channels, each with its own TCP connection (a local
 subchannel pool per channel), used round-robin. Message limits are raised to
-TF Serving's (2 GiB - 1). Targets may be ``host:port`` or any gRPC name
+TF Serving's (2 GiB - 1); a request over the limit fails before it is sent, and
+both directions raise :class:`~tfs_async.errors.MessageTooLargeError` (never
+retried). Reconnection after a server restart is fast: the channel's reconnect
+backoff starts at 100 ms and is capped at 1 s (gRPC's defaults: 1 s growing to
+120 s), jittered by gRPC. A call that reached no server (no ready subchannel:
+refused, unreachable, not resolved) raises :class:`~tfs_async.errors.NotSentError`
+at once, and :meth:`GrpcTransport.wait_for_server` waits for the channels to be
+ready again: the caller's wait-for-ready is built on the two, so that a TLS
+failure (which gRPC's own ``wait_for_ready`` would wait on until the deadline)
+still fails at once as :class:`~tfs_async.errors.ConnectionFailedError`. A server's
+``grpc-retry-pushback-ms`` trailer is kept on the error as ``retry_after``.
+Targets may be ``host:port`` or any gRPC name
 (``dns:///host:8500``, ``ipv4:127.0.0.1:1,127.0.0.1:2``); ``dns:``/``ipv4:``/
 ``ipv6:`` targets use the ``round_robin`` policy so every replica gets traffic,
 and ``max_connection_age`` replaces a channel once it is that old, so that new
@@ -18,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -40,7 +53,11 @@ from tfs_async.codec import messages
 from tfs_async.codec.predict_wire import decode_predict_response, encode_predict_request
 from tfs_async.errors import (
     ConnectionFailedError,
+    DeadlineExceededError,
+    MessageTooLargeError,
+    NotSentError,
     ResponseDecodeError,
+    StatusCode,
     TFServingError,
     error_for_code,
     error_from_grpc,
@@ -68,6 +85,24 @@ D = TypeVar("D")
 R = TypeVar("R")
 
 MAX_MESSAGE_LENGTH = 2**31 - 1
+#: channel reconnect backoff (gRPC's defaults: 1 s initial, 120 s max)
+INITIAL_RECONNECT_BACKOFF_MS = 100
+MAX_RECONNECT_BACKOFF_MS = 1_000
+# UNAVAILABLE raised by the channel before a stream to a server existed: nothing was sent.
+_NOT_SENT = re.compile(
+    r"failed to connect|connection refused|connect failed|dns resolution|name resolution|"
+    r"failed to resolve|no address|empty address list|unreachable|no route to host",
+    re.IGNORECASE,
+)
+# Failures that say no server listens (as opposed to one closing the connection).
+_NO_LISTENER = re.compile(
+    r"connection refused|dns resolution|name resolution|failed to resolve|no address|"
+    r"empty address list|unreachable|no route to host",
+    re.IGNORECASE,
+)
+# ... unless the connection failed in its TLS handshake: not an outage to wait out.
+_TLS_FAILURE = re.compile(r"ssl|tls|handshake|certificate", re.IGNORECASE)
+_TOO_LARGE = re.compile(r"(sent|received) message larger than max \((\d+) vs\. (\d+)\)", re.I)
 _LOAD_BALANCED_PREFIXES = ("dns:", "ipv4:", "ipv6:")
 
 
@@ -120,8 +155,14 @@ class GrpcTransport(Transport):
             raise ValueError(f"pool_size must be >= 1, got {pool_size}")
         if not target:
             raise ValueError("empty gRPC target")
+        if not 1 <= max_message_length <= MAX_MESSAGE_LENGTH:
+            raise ValueError(
+                f"max_message_length must be within [1, {MAX_MESSAGE_LENGTH}], "
+                f"got {max_message_length}"
+            )
         self.target = target
         self.pool_size = pool_size
+        self.max_message_length = max_message_length
         self.max_connection_age = max_connection_age
         self._tls = tls if tls is not None else (TLSConfig() if secure else None)
         options: list[tuple[str, Any]] = [
@@ -132,6 +173,10 @@ class GrpcTransport(Transport):
             ("grpc.keepalive_timeout_ms", 20_000),
             # Retries are the client's job, with its own budget and deadline.
             ("grpc.enable_retries", 0),
+            # Find a restarted server within about a second, not gRPC's default minutes.
+            ("grpc.initial_reconnect_backoff_ms", INITIAL_RECONNECT_BACKOFF_MS),
+            ("grpc.min_reconnect_backoff_ms", INITIAL_RECONNECT_BACKOFF_MS),
+            ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
         ]
         if target.startswith(_LOAD_BALANCED_PREFIXES):
             options.append(("grpc.lb_policy_name", "round_robin"))
@@ -147,6 +192,8 @@ class GrpcTransport(Transport):
         self._guard: asyncio.Task[None] | None = None
         self._pid = os.getpid()
         self._closed = False
+        # The channels a finished event loop's guard closed (see _close_when_loop_ends).
+        self._released: list[_Channel] | None = None
 
     # -- connections -------------------------------------------------------------
 
@@ -181,6 +228,20 @@ class GrpcTransport(Transport):
         self._loop = loop
         self._pid = os.getpid()
         self._guard = loop.create_task(self._close_when_loop_ends())
+        # asyncio's own flag: this guard may be destroyed pending with its loop, quietly.
+        self._guard._log_destroy_pending = False  # type: ignore[attr-defined]
+
+    def __del__(self) -> None:
+        # A client dropped without close(): warn once (gRPC releases its channels itself).
+        channels = getattr(self, "_channels", None)  # None: not fully built
+        if not channels or self._closed or channels is self._released:
+            return
+        warnings.warn(
+            f"a tfs_async Client (gRPC, {self.target}) was never closed: use "
+            "`async with Client(...) as client:` or `await client.close()`",
+            ResourceWarning,
+            stacklevel=1,
+        )
 
     def _pick(self) -> _Channel:
         if self._closed:
@@ -216,8 +277,11 @@ class GrpcTransport(Transport):
         channels = self._channels
         try:
             await asyncio.get_running_loop().create_future()
-        finally:
+        except asyncio.CancelledError:
+            # Not a ``finally``: a guard garbage-collected with its loop must not await.
             await asyncio.gather(*(c.channel.close() for c in channels))
+            self._released = channels
+            raise
 
     async def connect(self, timeout: float | None = None) -> None:
         """Open every pooled connection now and wait until all are ready.
@@ -233,6 +297,32 @@ class GrpcTransport(Transport):
             raise ConnectionFailedError(
                 f"could not connect to {self.target} within {timeout} s"
             ) from None
+
+    async def wait_for_server(self, timeout: float | None) -> bool:
+        """Wait until every pooled channel is READY again, at most ``timeout`` seconds.
+
+        gRPC reconnects by itself (backoff from 100 ms, capped at 1 s); this only
+        waits for it, so every caller waiting on a restarted server re-sends as
+        soon as the channel is back.
+        """
+        if self._closed or self._loop is not asyncio.get_running_loop():
+            return False
+        channels = list(self._channels)
+        ready = asyncio.ensure_future(
+            asyncio.gather(*(c.channel.channel_ready() for c in channels))
+        )
+        done, _ = await asyncio.wait({ready}, timeout=timeout)
+        if not done:
+            # Not ready in time. Cancel without waiting for gRPC to acknowledge it (its
+            # poller thread may take tens of milliseconds): the caller's deadline is now.
+            ready.cancel()
+            ready.add_done_callback(_retrieve)
+            return False
+        try:
+            ready.result()
+        except (grpc.RpcError, RuntimeError, asyncio.CancelledError):
+            return False  # the channels closed meanwhile
+        return True
 
     async def aclose(self) -> None:
         """Close every channel (pending calls are cancelled); idempotent."""
@@ -255,17 +345,82 @@ class GrpcTransport(Transport):
     async def _unary(
         self, path: str, payload: bytes, options: CallOptions, model: ModelSpec | None
     ) -> bytes:
-        call = self._pick().method(path)
-        try:
-            response: bytes = await call(
-                payload,
-                timeout=options.timeout,
-                metadata=options.metadata or None,
-                compression=grpc.Compression.Gzip if options.compress else None,
+        if len(payload) > self.max_message_length:
+            raise MessageTooLargeError(
+                f"the request is {len(payload)} bytes, over the gRPC message limit of "
+                f"{self.max_message_length} bytes; nothing was sent (raise it with "
+                "Client(max_message_size=...); TF Serving receives up to 2 GiB - 1)",
+                size=len(payload),
+                limit=self.max_message_length,
+                model=model,
             )
+        method = self._pick().method(path)
+        call = method(
+            payload,
+            timeout=options.timeout,
+            metadata=options.metadata or None,
+            compression=grpc.Compression.Gzip if options.compress else None,
+        )
+        # gRPC enforces the deadline in its core, but reports it through its poller
+        # thread, which a busy process can delay by tens of milliseconds: the event
+        # loop's own timer ends the call at its deadline too.
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            call.cancel()
+
+        timer = (
+            asyncio.get_running_loop().call_later(options.timeout, expire)
+            if options.timeout is not None
+            else None
+        )
+        try:
+            response: bytes = await call
         except grpc.aio.AioRpcError as error:
-            raise error_from_grpc(error, model=model) from error
+            raise self._error(error, model) from error
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            raise DeadlineExceededError(
+                f"{self.target}: no answer within {options.timeout:.3g} s", model=model
+            ) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
         return response
+
+    def _not_sent(self, details: str) -> bool:
+        """Whether an UNAVAILABLE says no connection existed: nothing reached a server."""
+        if not _NOT_SENT.search(details) or _TLS_FAILURE.search(details):
+            return False
+        # Over TLS, a connection closed while being set up is most likely the
+        # handshake being refused (e.g. no client certificate): not an outage.
+        return self._tls is None or bool(_NO_LISTENER.search(details))
+
+    def _error(self, error: grpc.aio.AioRpcError, model: ModelSpec | None) -> TFServingError:
+        """The typed error for a failed call: not sent, too large, or the server's own."""
+        code = error.code()
+        details = error.details() or ""
+        if code == grpc.StatusCode.UNAVAILABLE and self._not_sent(details):
+            return NotSentError(f"{self.target}: {details}", model=model)
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            too_large = _TOO_LARGE.search(details)
+            if too_large is not None:
+                direction = "response" if too_large.group(1).lower() == "received" else "request"
+                return MessageTooLargeError(
+                    f"the {direction} is {too_large.group(2)} bytes, over the gRPC message "
+                    f"limit of {too_large.group(3)} bytes (raise it with "
+                    "Client(max_message_size=...)): " + details,
+                    size=int(too_large.group(2)),
+                    limit=int(too_large.group(3)),
+                    code=StatusCode.RESOURCE_EXHAUSTED,
+                    model=model,
+                )
+        typed = error_from_grpc(error, model=model)
+        typed.retry_after = _pushback(error)
+        return typed
 
     @staticmethod
     def _parse(cls: type[M], data: bytes, model: ModelSpec | None) -> M:
@@ -344,6 +499,29 @@ class GrpcTransport(Transport):
         response = self._parse(model_management_pb2.ReloadConfigResponse, data, None)
         if response.status.error_code != 0:
             raise error_for_code(response.status.error_code, response.status.error_message)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a cancelled helper's outcome as seen (no "exception never retrieved" log)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _pushback(error: grpc.aio.AioRpcError) -> float | None:
+    """``grpc-retry-pushback-ms`` from the trailers, in seconds (gRPC's retry design, A6)."""
+    try:
+        trailers = error.trailing_metadata() or ()
+    except Exception:  # a channel-side error may have no trailers at all
+        return None
+    for key, value in trailers:
+        if key == "grpc-retry-pushback-ms":
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            try:
+                millis = int(text.strip())
+            except ValueError:
+                return None
+            return millis / 1000.0
+    return None
 
 
 def _decoded(decode: Callable[[D], R], data: D, model: ModelSpec | None) -> R:

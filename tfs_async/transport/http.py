@@ -7,6 +7,16 @@ nobody is starved. Model names, versions and labels are percent-encoded into
 TF Serving's URLs and never sent as a query string (TF Serving's router sees the
 query as part of the path).
 
+Failures are told apart by whether the request may have reached the server: a
+connection that could not be made (refused, unreachable, name not resolved)
+raises :class:`~tfs_async.errors.NotSentError` (re-sent for free while the
+caller waits for a server, see :meth:`HttpTransport.wait_for_server`); one lost
+after the request was written (server disconnected, reset) raises
+:class:`~tfs_async.errors.ConnectionFailedError` (the retry policy decides). A
+``Retry-After`` header on 429/503 is kept on the error as ``retry_after``.
+With ``max_message_size``, a larger request body fails before sending and a
+larger response while reading, as :class:`~tfs_async.errors.MessageTooLargeError`.
+
 >>> model_path("http://h:8501", ModelSpec("a/b:c", label="can ary"), ":predict")
 'http://h:8501/v1/models/a%2Fb%3Ac/labels/can%20ary:predict'
 """
@@ -14,11 +24,15 @@ query as part of the path).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import email.utils
 import gzip
 import os
+import random
 import ssl
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +45,8 @@ import tfs_async.codec.json as json_codec
 from tfs_async.errors import (
     ConnectionFailedError,
     DeadlineExceededError,
+    MessageTooLargeError,
+    NotSentError,
     ResponseDecodeError,
     StatusCode,
     TFServingError,
@@ -55,9 +71,35 @@ from tfs_async.types import (
     RegressResult,
 )
 
-__all__ = ["HttpTransport", "model_path", "ssl_context_for"]
+__all__ = ["HttpTransport", "model_path", "retry_after_seconds", "ssl_context_for"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# wait_for_server: one probe loop per transport, backing off from 50 ms to 500 ms.
+_PROBE_INITIAL = 0.05
+_PROBE_MAX = 0.5
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """An HTTP ``Retry-After`` value (seconds or an HTTP date) in seconds; ``None`` if unreadable.
+
+    >>> retry_after_seconds("2"), retry_after_seconds("0.5"), retry_after_seconds("soon")
+    (2.0, 0.5, None)
+    >>> retry_after_seconds("Wed, 21 Oct 2015 07:28:05 GMT", now=1445412480.0)
+    5.0
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+        return max(seconds, 0.0)
+    return seconds if seconds >= 0 and seconds == seconds else None
 
 
 def model_path(base_url: str, model: ModelSpec, suffix: str = "") -> str:
@@ -99,8 +141,45 @@ async def _close_when_loop_ends(session: aiohttp.ClientSession) -> None:
     """
     try:
         await asyncio.get_running_loop().create_future()
-    finally:
+    except asyncio.CancelledError:
+        # Not a ``finally``: a guard garbage-collected with its loop must not await.
         await session.close()
+        raise
+
+
+async def _read_limited(
+    response: aiohttp.ClientResponse, limit: int, method: str, url: URL, model: ModelSpec | None
+) -> bytes:
+    """The response body, or MessageTooLargeError once it passes ``limit`` bytes."""
+
+    def too_large(size: int, exact: bool) -> MessageTooLargeError:
+        measured = f"{size} bytes" if exact else f"over {limit} bytes"
+        return MessageTooLargeError(
+            f"{method} {url}: the response is {measured}, over the limit of {limit} bytes "
+            "(raise it with Client(max_message_size=...))",
+            size=size if exact else None,
+            limit=limit,
+            model=model,
+        )
+
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise too_large(declared, True)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(size, False)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _quiet_guard(task: asyncio.Task[None]) -> asyncio.Task[None]:
+    """A close-on-loop-end guard that may be destroyed pending (its loop ended) without a log."""
+    # asyncio's own flag for tasks whose pending destruction is expected.
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    return task
 
 
 class HttpTransport(Transport):
@@ -113,6 +192,8 @@ class HttpTransport(Transport):
         ssl_context: a ready SSLContext, instead of ``tls``.
         headers: sent with every request (e.g. authorization).
         keepalive_timeout: seconds an idle connection is kept open.
+        max_message_size: largest request body and response body in bytes
+            (``None``: no limit, as TF Serving's REST server sets none).
 
     REST has no MultiInference nor HandleReloadConfigRequest: those raise
     UnimplementedError before anything is sent. REST cannot send an
@@ -141,7 +222,10 @@ class HttpTransport(Transport):
         ssl_context: ssl.SSLContext | None = None,
         headers: Mapping[str, str] | None = None,
         keepalive_timeout: float = 30.0,
+        max_message_size: int | None = None,
     ) -> None:
+        from tfs_async.transport.target import split_target
+
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"expected http://host:port or https://host:port, got {base_url!r}")
@@ -149,7 +233,16 @@ class HttpTransport(Transport):
             raise ValueError(f"the base URL must have no path or query: {base_url!r}")
         if pool_size < 1:
             raise ValueError(f"pool_size must be >= 1, got {pool_size}")
-        self.base_url = f"{parts.scheme}://{parts.netloc}"
+        if max_message_size is not None and max_message_size < 1:
+            raise ValueError(f"max_message_size must be >= 1 byte, got {max_message_size}")
+        # Port range, non-numeric ports, IPv6 brackets: refused here, not when dialled.
+        _, checked = split_target(base_url)
+        checked_parts = urlsplit(checked)
+        self._host = checked_parts.hostname or ""
+        self._port = checked_parts.port or 0
+        self.max_message_size = max_message_size
+        self._probe: asyncio.Task[None] | None = None
+        self.base_url = checked
         self.pool_size = pool_size
         self._ssl: ssl.SSLContext | bool = True
         self._server_name: str | None = None
@@ -200,8 +293,31 @@ class HttpTransport(Transport):
         )
         self._slots = asyncio.Semaphore(self.pool_size)
         self._loop = loop
-        self._guard = loop.create_task(_close_when_loop_ends(self._session))
+        self._guard = _quiet_guard(loop.create_task(_close_when_loop_ends(self._session)))
         return self._session
+
+    def __del__(self) -> None:
+        # A client dropped without close(): release its sockets now, warn once.
+        session: aiohttp.ClientSession | None = getattr(self, "_session", None)
+        if session is None or self._closed or session.closed:
+            return  # never used, closed, or not fully built
+        loop = self._loop
+        if loop is not None and loop.is_running() and self._guard is not None:
+            # Dropped while its loop runs: the guard closes the session now, cleanly.
+            loop.call_soon_threadsafe(self._guard.cancel)
+            return
+        warnings.warn(
+            f"a tfs_async Client (HTTP, {self.base_url}) was never closed: use "
+            "`async with Client(...) as client:` or `await client.close()`",
+            ResourceWarning,
+            stacklevel=1,
+        )
+        connector = session.connector
+        if connector is not None:
+            with contextlib.suppress(Exception):
+                # Closes the sockets synchronously, no event loop needed; aiohttp
+                # then has nothing left to complain about.
+                connector._close()
 
     async def aclose(self) -> None:
         """Close the session and its connections; idempotent."""
@@ -214,9 +330,49 @@ class HttpTransport(Transport):
             return
         if loop is asyncio.get_running_loop():
             await session.close()
-            if self._guard is not None:
-                self._guard.cancel()
-                await asyncio.gather(self._guard, return_exceptions=True)
+            tasks = [t for t in (self._guard, self._probe) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait_for_server(self, timeout: float | None) -> bool:
+        """Wait until the server accepts TCP connections again, at most ``timeout`` seconds.
+
+        One probe loop per transport (a TCP connect every 50 ms growing to 500 ms,
+        jittered) serves every waiting caller, so a restarted server is found
+        within about half a second and a down one is not dialled by each caller.
+        """
+        if self._closed or self._loop is not asyncio.get_running_loop():
+            return False
+        probe = self._probe
+        if probe is None or probe.done():
+            probe = self._probe = asyncio.get_running_loop().create_task(self._probe_until_up())
+        try:
+            await asyncio.wait_for(asyncio.shield(probe), timeout)
+        except asyncio.TimeoutError:
+            return False
+        except asyncio.CancelledError:
+            if not probe.cancelled():
+                raise  # this caller was cancelled
+            return False  # the transport closed under the probe
+        return True
+
+    async def _probe_until_up(self) -> None:
+        tries = 0
+        while True:
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self._host, self._port), _PROBE_MAX * 2
+                )
+            except (OSError, asyncio.TimeoutError):
+                tries += 1
+                delay = min(_PROBE_INITIAL * 2 ** (tries - 1), _PROBE_MAX)
+                await asyncio.sleep(delay * (0.5 + 0.5 * random.random()))
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
 
     def _url(self, model: ModelSpec, suffix: str = "") -> URL:
         key = (model, suffix)
@@ -244,6 +400,15 @@ class HttpTransport(Transport):
         if body is not None and options.compress:
             body = gzip.compress(body, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
+        limit = self.max_message_size
+        if body is not None and limit is not None and len(body) > limit:
+            raise MessageTooLargeError(
+                f"{method} {url}: the request body is {len(body)} bytes, over the limit of "
+                f"{limit} bytes; nothing was sent (raise it with Client(max_message_size=...))",
+                size=len(body),
+                limit=limit,
+                model=model,
+            )
         kwargs: dict[str, Any] = {}
         if self._server_name is not None:
             kwargs["server_hostname"] = self._server_name
@@ -273,12 +438,30 @@ class HttpTransport(Transport):
             async with session.request(
                 method, url, data=body, headers=headers, **kwargs
             ) as response:
-                data = await response.read()
+                if limit is None:
+                    data = await response.read()
+                else:
+                    data = await _read_limited(response, limit, method, url, model)
                 status = response.status
+                retry_after = (
+                    retry_after_seconds(response.headers.get("Retry-After"))
+                    if status in (429, 503)
+                    else None
+                )
         except asyncio.TimeoutError as error:
-            limit = "in time" if options.timeout is None else f"within {options.timeout:.3g} s"
+            within = "in time" if options.timeout is None else f"within {options.timeout:.3g} s"
             raise DeadlineExceededError(
-                f"{method} {url}: no answer {limit}", model=model
+                f"{method} {url}: no answer {within}", model=model
+            ) from error
+        except aiohttp.ClientConnectorError as error:
+            if isinstance(error, aiohttp.ClientSSLError):
+                # A TLS failure is not an outage: no waiting for it to go away.
+                raise ConnectionFailedError(
+                    f"{method} {url}: {type(error).__name__}: {error}", model=model
+                ) from error
+            # No connection was made: nothing was written, re-sending is safe.
+            raise NotSentError(
+                f"{method} {url}: {type(error).__name__}: {error}", model=model
             ) from error
         except aiohttp.ClientError as error:
             raise ConnectionFailedError(
@@ -287,7 +470,9 @@ class HttpTransport(Transport):
         finally:
             slots.release()
         if status >= 300:
-            raise error_from_http(status, data, model=model)
+            failure = error_from_http(status, data, model=model)
+            failure.retry_after = retry_after
+            raise failure
         return data
 
     # -- the calls ---------------------------------------------------------------

@@ -26,8 +26,10 @@ async def test_kill_and_restart_on_the_same_ports(tfs_server_process: ServerProc
             assert (await client.predict("half_plus_two", {"x": X}))["y"].tolist() == [[3.0]]
             tfs_server_process.kill()
             assert not tfs_server_process.running
+            # Failing fast: by default a call waits for the server until its deadline.
+            fast = client.with_options(max_retries=0, wait_for_ready=False)
             with pytest.raises((ConnectionFailedError, UnavailableError)):
-                await client.with_options(max_retries=0).predict("half_plus_two", {"x": X})
+                await fast.predict("half_plus_two", {"x": X})
             await tfs_server_process.arestart()
             assert tfs_server_process.pid not in (None, first)
             assert (tfs_server_process.grpc_target, tfs_server_process.rest_url) == (
