@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 import pytest_asyncio
-from client_support import STEP, double_model, within
 
+from tests.support.client import STEP, double_model, within
 from tfs_async.testing import FaultPlan, ModelServer, PythonModel, signature
 
 

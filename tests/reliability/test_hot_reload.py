@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytest_asyncio
-from client_support import STEP, double_model, target_of, within
 
+from tests.support.client import STEP, double_model, target_of, within
 from tfs_async import Client, NotFoundError, TFServingError
 from tfs_async.metadata_cache import MetadataCache
 from tfs_async.testing import ModelServer

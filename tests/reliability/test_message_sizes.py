@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from client_support import STEP, target_of, within
 
+from tests.support.client import STEP, target_of, within
 from tfs_async import Client, MessageTooLargeError, ResourceExhaustedError
 from tfs_async.testing import ModelServer
 

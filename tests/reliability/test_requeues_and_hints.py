@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from client_support import within
 
+from tests.support.client import within
 from tfs_async.errors import (
     ConnectionFailedError,
     DeadlineExceededError,

@@ -11,8 +11,8 @@ import asyncio
 
 import numpy as np
 import pytest
-from client_support import STEP, target_of, within
 
+from tests.support.client import STEP, target_of, within
 from tfs_async import (
     Client,
     ConnectionFailedError,

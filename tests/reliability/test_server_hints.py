@@ -11,8 +11,8 @@ import grpc.aio
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from client_support import STEP, within
 
+from tests.support.client import STEP, within
 from tfs_async import Client, ResourceExhaustedError, UnavailableError
 from tfs_async._grpc_methods import GET_MODEL_STATUS
 from tfs_async._proto import get_model_status_pb2

@@ -54,6 +54,7 @@ from tfs_async.errors import (
     error_from_http,
     http_status_for_code,
 )
+from tfs_async.transport.address import split_target
 from tfs_async.transport.base import CallOptions, Transport
 from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
@@ -224,8 +225,6 @@ class HttpTransport(Transport):
         keepalive_timeout: float = 30.0,
         max_message_size: int | None = None,
     ) -> None:
-        from tfs_async.transport.target import split_target
-
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"expected http://host:port or https://host:port, got {base_url!r}")
