@@ -18,6 +18,7 @@ array([b'a', b'b'], dtype=object)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +41,11 @@ __all__ = [
 
 TensorProto = tensor_pb2.TensorProto
 _DT = types_pb2.DataType
+
+#: The most bytes a decoded tensor may hold: TF Serving's message limit (2 GiB - 1).
+#: A shape claiming more (possible with the fill rule: one value, any shape) is
+#: refused before anything is allocated.
+MAX_DECODED_BYTES = 2**31 - 1
 
 # Which typed field AsProtoField fills for each dtype, and the numpy dtype of its items.
 _FIELD_FOR = dtypes.VAL_FIELDS
@@ -252,8 +258,15 @@ def decode_tensor(
     except InvalidInputError as exc:
         raise error(exc.message) from None
     shape = _shape_of(proto, fail)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # exact: numpy's int64 product wraps around
     datatype = dtypes.base_datatype(proto.dtype)
+    # Strings cost at least a pointer each once decoded.
+    item_size = 8 if datatype == _DT.DT_STRING else dtype.itemsize
+    if count * item_size > MAX_DECODED_BYTES:
+        raise fail(
+            f"shape {list(shape)} holds {count} elements ({count * item_size} bytes), "
+            f"more than the {MAX_DECODED_BYTES} bytes a response can carry"
+        )
     content = proto.tensor_content
     if datatype == _DT.DT_STRING:
         if content:
