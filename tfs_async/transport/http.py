@@ -58,6 +58,8 @@ from tfs_async.types import (
 __all__ = ["HttpTransport", "model_path", "ssl_context_for"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# Methods aiohttp itself sends again once when a kept-alive connection was closed.
+_RESENT_BY_AIOHTTP = frozenset(aiohttp.client.IDEMPOTENT_METHODS)
 
 
 def model_path(base_url: str, model: ModelSpec, suffix: str = "") -> str:
@@ -267,14 +269,34 @@ class HttpTransport(Transport):
                     )
         else:
             await slots.acquire()
-        if timeout is not None:
-            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # A pooled keep-alive connection the server closed while it sat idle fails
+        # the next request before any answer: that request is sent once more on a
+        # fresh connection (it never reached a handler). aiohttp does this itself
+        # for GET; TF Serving's POSTs (predict, classify, regress) are idempotent too.
+        resend = method not in _RESENT_BY_AIOHTTP
         try:
-            async with session.request(
-                method, url, data=body, headers=headers, **kwargs
-            ) as response:
-                data = await response.read()
-                status = response.status
+            while True:
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise asyncio.TimeoutError
+                    kwargs["timeout"] = aiohttp.ClientTimeout(total=left)
+                answered = False
+                try:
+                    async with session.request(
+                        method, url, data=body, headers=headers, **kwargs
+                    ) as response:
+                        answered = True
+                        data = await response.read()
+                        status = response.status
+                    break
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+                    # Not when connecting failed (nothing was sent), nor once any
+                    # answer arrived, nor a second time.
+                    if answered or not resend or isinstance(error, aiohttp.ClientConnectorError):
+                        raise
+                    resend = False
         except asyncio.TimeoutError as error:
             limit = "in time" if options.timeout is None else f"within {options.timeout:.3g} s"
             raise DeadlineExceededError(
