@@ -42,8 +42,10 @@ from tfs_async.errors import (
     ConnectionFailedError,
     ResponseDecodeError,
     TFServingError,
+    TLSError,
     error_for_code,
     error_from_grpc,
+    is_tls_failure,
 )
 from tfs_async.transport.base import CallOptions, Transport
 from tfs_async.transport.tls import TLSConfig
@@ -264,6 +266,12 @@ class GrpcTransport(Transport):
                 compression=grpc.Compression.Gzip if options.compress else None,
             )
         except grpc.aio.AioRpcError as error:
+            details = error.details() or ""
+            if self._tls is not None and is_tls_failure(details):
+                # Deterministic: a TLSError, not a retried UNAVAILABLE.
+                raise TLSError(
+                    f"TLS handshake with {self.target} failed: {details}", model=model
+                ) from error
             raise error_from_grpc(error, model=model) from error
         return response
 

@@ -34,6 +34,7 @@ from tfs_async.errors import (
     ResponseDecodeError,
     StatusCode,
     TFServingError,
+    TLSError,
     UnimplementedError,
     error_from_http,
     http_status_for_code,
@@ -301,6 +302,12 @@ class HttpTransport(Transport):
             limit = "in time" if options.timeout is None else f"within {options.timeout:.3g} s"
             raise DeadlineExceededError(
                 f"{method} {url}: no answer {limit}", model=model
+            ) from error
+        except aiohttp.ClientSSLError as error:
+            # Certificate and handshake failures are deterministic: not retried.
+            raise TLSError(
+                f"{method} {url}: TLS handshake failed: {type(error).__name__}: {error}",
+                model=model,
             ) from error
         except aiohttp.ClientError as error:
             raise ConnectionFailedError(
