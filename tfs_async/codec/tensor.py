@@ -222,6 +222,18 @@ def _shape_of(proto: TensorProto, fail: ErrorFactory) -> tuple[int, ...]:
     return shape
 
 
+def too_large(shape: Sequence[int], item_size: int) -> bool:
+    """Whether ``shape`` claims more than :data:`MAX_DECODED_BYTES` (zero dimensions aside).
+
+    Zero dimensions are left out: numpy refuses an empty shape such as
+    ``(2**63 - 1, 0)`` as well. Strings count ``item_size`` 8 (a pointer each).
+
+    >>> too_large((2**20, 2**20), 4), too_large((2**63 - 1, 0), 1), too_large((0, 3), 4)
+    (True, True, False)
+    """
+    return math.prod(d for d in shape if d) * item_size > MAX_DECODED_BYTES
+
+
 def decode_tensor(
     proto: TensorProto,
     *,
@@ -260,11 +272,9 @@ def decode_tensor(
     shape = _shape_of(proto, fail)
     count = math.prod(shape)  # exact: numpy's int64 product wraps around
     datatype = dtypes.base_datatype(proto.dtype)
-    # Strings cost at least a pointer each once decoded.
-    item_size = 8 if datatype == _DT.DT_STRING else dtype.itemsize
-    if count * item_size > MAX_DECODED_BYTES:
+    if too_large(shape, 8 if datatype == _DT.DT_STRING else dtype.itemsize):
         raise fail(
-            f"shape {list(shape)} holds {count} elements ({count * item_size} bytes), "
+            f"shape {list(shape)} claims {math.prod(d for d in shape if d)} elements, "
             f"more than the {MAX_DECODED_BYTES} bytes a response can carry"
         )
     content = proto.tensor_content
