@@ -7,13 +7,14 @@ IVENV := .venv-interop
 IBIN := $(IVENV)/bin
 ISTAMP := $(IVENV)/.installed
 
-.PHONY: help bench bench-full test unit interop lint fmt protos clean
+.PHONY: help bench bench-full test unit interop lint fmt protos clean test-soak
 
 help:
 	@echo "make bench   - protocol benchmark (gRPC vs HTTP) against the embedded emulator (--quick sweep)"
 	@echo "make test    - lint + unit/integration tests + interop tier (installs tensorflow-cpu)"
 	@echo "make unit    - lint-free fast loop: the tests without the interop tier"
 	@echo "make interop - the interop tier alone (tensorflow-cpu + tensorflow-serving-api)"
+	@echo "make test-soak - the 20,000-request soak per transport (resources return to their level)"
 	@echo "make lint    - ruff check, ruff format --check, mypy --strict on tfs_async/"
 	@echo "make protos  - regenerate tfs_async/_proto from protos/"
 
@@ -54,6 +55,10 @@ interop: $(ISTAMP)
 	$(IBIN)/python -m pytest -m interop tests/interop $(PYTEST_ARGS)
 
 test: lint unit interop
+
+# The full soak (the default suite runs it with 2,000 requests per transport).
+test-soak: $(STAMP)
+	TFS_ASYNC_SOAK_REQUESTS=20000 $(BIN)/python -m pytest -s -o timeout=900 tests/reliability_faults/test_soak.py $(PYTEST_ARGS)
 
 protos: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. protos/tfs_async/_proto/*.proto
