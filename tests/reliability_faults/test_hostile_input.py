@@ -109,6 +109,15 @@ def test_rest_decode_reads_back_what_was_written(array: np.ndarray[Any, Any]) ->
     np.testing.assert_array_equal(decoded, array)
 
 
+def test_a_rest_number_beyond_float32_is_typed_not_inf() -> None:
+    for spec in (None, SIGNATURE):
+        with pytest.raises(ResponseDecodeError, match="out of float32's range"):
+            decode_predict_body(b'{"outputs": [1.0, 1e300]}', signature=spec)
+    # Infinity itself (TF Serving's bare token) is a value, not an overflow.
+    decoded = decode_predict_body(b'{"outputs": [1.0, Infinity]}', signature=SIGNATURE)
+    assert decoded["y"].tolist() == [1.0, float("inf")]
+
+
 def test_invalid_utf8_in_a_rest_answer() -> None:
     # TF Serving writes a string output's raw bytes: they come back unchanged.
     assert decode_predict_body(b'{"outputs": ["\xff\xfe"]}')["outputs"].tolist() == [b"\xff\xfe"]

@@ -272,10 +272,11 @@ def decode_tensor(
     shape = _shape_of(proto, fail)
     count = math.prod(shape)  # exact: numpy's int64 product wraps around
     datatype = dtypes.base_datatype(proto.dtype)
-    if too_large(shape, 8 if datatype == _DT.DT_STRING else dtype.itemsize):
+    item_size = 8 if datatype == _DT.DT_STRING else dtype.itemsize
+    if too_large(shape, item_size):
         raise fail(
-            f"shape {list(shape)} claims {math.prod(d for d in shape if d)} elements, "
-            f"more than the {MAX_DECODED_BYTES} bytes a response can carry"
+            f"shape {list(shape)} claims {math.prod(d for d in shape if d)} elements of "
+            f"{item_size} bytes, more than the {MAX_DECODED_BYTES} bytes a response can carry"
         )
     content = proto.tensor_content
     if datatype == _DT.DT_STRING:
