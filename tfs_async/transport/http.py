@@ -59,8 +59,11 @@ from tfs_async.types import (
 __all__ = ["HttpTransport", "model_path", "ssl_context_for"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
-# Methods aiohttp itself sends again once when a kept-alive connection was closed.
-_RESENT_BY_AIOHTTP = frozenset(aiohttp.client.IDEMPOTENT_METHODS)
+# Methods aiohttp itself sends again once when a kept-alive connection was closed
+# (none before aiohttp 3.10, which lacks the constant: the transport then does it).
+_RESENT_BY_AIOHTTP: frozenset[str] = frozenset(
+    getattr(aiohttp.client, "IDEMPOTENT_METHODS", frozenset())
+)
 
 
 def model_path(base_url: str, model: ModelSpec, suffix: str = "") -> str:
