@@ -10,7 +10,7 @@ EVENV := .venv-engines
 EBIN := $(EVENV)/bin
 ESTAMP := $(EVENV)/.installed
 
-.PHONY: help bench bench-full test unit interop beam test-engines lint fmt protos clean
+.PHONY: help bench bench-full test unit interop beam test-engines test-soak lint fmt protos clean
 
 help:
 	@echo "make bench   - protocol benchmark (gRPC vs HTTP) against the embedded emulator (--quick sweep)"
@@ -19,6 +19,7 @@ help:
 	@echo "make interop - the interop tier alone (tensorflow-cpu + tensorflow-serving-api)"
 	@echo "make beam    - the Apache Beam tier (DirectRunner) in .venv-engines"
 	@echo "make test-engines - the Beam and Ray Data tiers (Ray is slow to start; not in make test)"
+	@echo "make test-soak - the 20,000-request soak per transport (resources return to their level)"
 	@echo "make lint    - ruff check, ruff format --check, mypy --strict on the package, tests, benchmarks and examples, import contracts"
 	@echo "make protos  - regenerate tfs_async/_proto from protos/"
 
@@ -75,6 +76,10 @@ test-engines: $(ESTAMP)
 	$(EBIN)/python -m pytest --doctest-modules tfs_async/beam.py -q $(PYTEST_ARGS)
 
 test: lint unit interop beam
+
+# The full soak (the default suite runs it with 2,000 requests per transport).
+test-soak: $(STAMP)
+	TFS_ASYNC_SOAK_REQUESTS=20000 $(BIN)/python -m pytest -s -o timeout=900 tests/reliability_faults/test_soak.py $(PYTEST_ARGS)
 
 protos: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. protos/tfs_async/_proto/*.proto

@@ -47,6 +47,7 @@ __all__ = [
     "ResponseDecodeError",
     "StatusCode",
     "TFServingError",
+    "TLSError",
     "UnauthenticatedError",
     "UnavailableError",
     "UnimplementedError",
@@ -55,6 +56,7 @@ __all__ = [
     "error_from_grpc",
     "error_from_http",
     "http_status_for_code",
+    "is_tls_failure",
 ]
 
 
@@ -306,7 +308,42 @@ class UnauthenticatedError(TFServingError):
 
 
 class ConnectionFailedError(UnavailableError):
-    """No connection to the server could be made or kept (refused, reset, TLS failure)."""
+    """No connection to the server could be made or kept (refused, reset).
+
+    A failed TLS handshake raises :class:`TLSError` instead (deterministic, not retried).
+    """
+
+
+class TLSError(TFServingError):
+    """The TLS handshake failed: untrusted, expired or misnamed certificate, missing
+    client certificate (mutual TLS), or a plaintext server behind a TLS target.
+
+    Both transports see this as UNAVAILABLE, but it is deterministic: it is not an
+    :class:`UnavailableError`, so it is never retried, and nothing falls back to
+    plaintext. The message says what the TLS library reported.
+    """
+
+    default_code = StatusCode.UNAVAILABLE
+
+
+# What a TLS library reports when a handshake fails (gRPC's details, Python's ssl).
+_TLS_FAILURE = re.compile(
+    r"certificate|wrong_version_number|wrong version number|hostname verification|"
+    r"hostname mismatch|peer name|unknown ca|tlsv1 alert|tlsv13 alert|"
+    r"packet length too long|record layer failure",
+    re.IGNORECASE,
+)
+
+
+def is_tls_failure(text: str) -> bool:
+    """Whether an error text reports a failed TLS handshake (see :class:`TLSError`).
+
+    >>> is_tls_failure("Ssl handshake failed: SSL_ERROR_SSL: CERTIFICATE_VERIFY_FAILED")
+    True
+    >>> is_tls_failure("failed to connect to all addresses; last error: Connection refused")
+    False
+    """
+    return _TLS_FAILURE.search(text) is not None
 
 
 class NotSentError(ConnectionFailedError):

@@ -45,25 +45,23 @@ class MetadataCache:
         if entry is not None and time.monotonic() - entry[0] < ttl:
             return entry[1]
         pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[ModelMetadata] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
+        if pending is None:
+            # The fetch runs as its own task: a caller cancelled while waiting (its own
+            # deadline, or its caller's) must not cancel it for the others sharing it.
+            pending = asyncio.ensure_future(self._fetch(key, fetch))
+            pending.add_done_callback(_retrieve)
+            self._pending[key] = pending
+        return await asyncio.shield(pending)
+
+    async def _fetch(
+        self, key: _CacheKey, fetch: Callable[[], Awaitable[ModelMetadata]]
+    ) -> ModelMetadata:
         try:
             metadata = await fetch()
-        except BaseException as error:
-            if isinstance(error, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(error)
-                future.exception()  # mark it retrieved: nobody else may be waiting
-            raise
-        else:
             self._entries[key] = (time.monotonic(), metadata)
-            future.set_result(metadata)
             return metadata
         finally:
-            del self._pending[key]
+            self._pending.pop(key, None)
 
     def invalidate(self, model: ModelSpec | None = None) -> None:
         """Forget one model's metadata (every version and label), or everything."""
@@ -72,3 +70,9 @@ class MetadataCache:
             return
         for key in [k for k in self._entries if k[0] == model.name]:
             del self._entries[key]
+
+
+def _retrieve(task: asyncio.Future[ModelMetadata]) -> None:
+    """Mark a fetch's failure as seen: every caller that waited for it was cancelled."""
+    if not task.cancelled():
+        task.exception()

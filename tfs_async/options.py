@@ -63,7 +63,8 @@ class ClientOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     validate: bool = False
     cast: bool = False
-    metadata: tuple[tuple[str, str], ...] = ()
+    # Not in repr: values are often credentials (authorization tokens).
+    metadata: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     compress: bool = False
     wait_for_ready: bool = True
 

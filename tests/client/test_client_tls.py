@@ -12,7 +12,7 @@ import pytest_asyncio
 from tests.support.client import STEP, half_plus_two, within
 from tests.support.harness import Certificates, listeners
 from tfs_async.client import Client
-from tfs_async.errors import ConnectionFailedError
+from tfs_async.errors import ConnectionFailedError, TLSError
 from tfs_async.options import TLSConfig
 from tfs_async.testing import ServerCore
 
@@ -49,7 +49,7 @@ async def test_tls_with_custom_ca(core: ServerCore, certs: Certificates, protoco
     np.testing.assert_array_equal(result["y"], [2.5, 3.0, 4.5])
 
 
-async def test_untrusted_server_is_a_connection_failure(
+async def test_untrusted_server_is_a_tls_failure(
     core: ServerCore, certs: Certificates, protocol: str
 ) -> None:
     other = Certificates()
@@ -57,7 +57,7 @@ async def test_untrusted_server_is_a_connection_failure(
         tls = TLSConfig(ca_cert=other.ca_pem, server_name="localhost")
         target = _target(protocol, where.grpc_port, where.rest_port)
         async with Client(target, tls=tls, timeout=STEP, max_retries=0) as client:
-            with pytest.raises(ConnectionFailedError):
+            with pytest.raises(TLSError):
                 await client.status("half_plus_two")
 
 

@@ -52,3 +52,28 @@ async def test_metadata_cache_shares_one_fetch_and_does_not_cache_failures() -> 
     async with within(5):
         await cache.get(MODEL, fetch)
     assert calls == 2
+
+
+async def test_a_cancelled_first_caller_does_not_cancel_the_others() -> None:
+    cache = MetadataCache(ttl=60)
+    started, release = asyncio.Event(), asyncio.Event()
+    answer = ModelMetadata(MODEL, {"serving_default": SIG})
+
+    async def fetch() -> ModelMetadata:
+        started.set()
+        await release.wait()
+        return answer
+
+    async with within(5):
+        first = asyncio.create_task(cache.get(MODEL, fetch))
+        await started.wait()  # the first caller's fetch is under way
+        others = [asyncio.create_task(cache.get(MODEL, fetch)) for _ in range(3)]
+        await asyncio.sleep(0)  # let the others join the shared fetch
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        release.set()
+        results = await asyncio.gather(*others)
+    assert all(r is answer for r in results)
+    async with within(5):
+        assert await cache.get(MODEL, fetch) is answer  # and the answer was cached

@@ -269,17 +269,24 @@ def _to_array(value: Any, name: str, dtype: np.dtype[Any] | None) -> npt.NDArray
     if (dtype is not None and dtype.kind == "O") or (dtype is None and _has_strings(value)):
         return _strings(value, name)
     try:
-        if dtype is not None:
-            return np.array(value, dtype=dtype)
-        arr = np.array(value)
-    except (ValueError, TypeError, OverflowError) as exc:
-        expected = f" of {dtype}" if dtype is not None else ""
+        # A finite number beyond the dtype's range is an error, not a silent inf.
+        with np.errstate(over="raise"):
+            if dtype is not None:
+                return np.array(value, dtype=dtype)
+            arr = np.array(value)
+            if arr.dtype.kind == "f":
+                return arr.astype(np.float32)
+    except FloatingPointError:
+        expected = dtype if dtype is not None else np.dtype(np.float32)
         raise ResponseDecodeError(
-            f"output {name!r} is not a rectangular array{expected}: {exc}"
+            f"output {name!r} holds numbers out of {expected}'s range: {value!r:.200}"
+        ) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        expected_s = f" of {dtype}" if dtype is not None else ""
+        raise ResponseDecodeError(
+            f"output {name!r} is not a rectangular array{expected_s}: {exc}"
         ) from None
     kind = arr.dtype.kind
-    if kind == "f":
-        return arr.astype(np.float32)
     if kind == "i":
         return arr.astype(np.int64, copy=False)
     if kind in "bu":

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from tfs_async._proto import model_pb2, predict_pb2, tensor_pb2, types_pb2
 from tfs_async.codec import dtypes
 from tfs_async.codec.messages import model_spec_from_proto, model_spec_to_proto
-from tfs_async.codec.tensor import decode_tensor, encode_tensor, le_dtype, to_array
+from tfs_async.codec.tensor import decode_tensor, encode_tensor, le_dtype, to_array, too_large
 from tfs_async.errors import InvalidInputError, ResponseDecodeError
 from tfs_async.types import ModelSpec, PredictResult
 
@@ -317,8 +317,8 @@ def _fast_plan(buf: _Buffer, pos: int, end: int, name: str) -> _Plan | None:
         item = wire
     elif item.kind != wire.kind or item.itemsize != wire.itemsize:
         return None
-    if stop - start != math.prod(shape) * item.itemsize:
-        return None  # a size mismatch or the fill rule: the general path says which
+    if stop - start != math.prod(shape) * item.itemsize or too_large(shape, item.itemsize):
+        return None  # a size mismatch, the fill rule or a huge shape: the general path says which
     return _Plan(name, start, stop, item, dtype, shape)
 
 

@@ -18,6 +18,7 @@ array([b'a', b'b'], dtype=object)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +41,11 @@ __all__ = [
 
 TensorProto = tensor_pb2.TensorProto
 _DT = types_pb2.DataType
+
+#: The most bytes a decoded tensor may hold: TF Serving's message limit (2 GiB - 1).
+#: A shape claiming more (possible with the fill rule: one value, any shape) is
+#: refused before anything is allocated.
+MAX_DECODED_BYTES = 2**31 - 1
 
 # Which typed field AsProtoField fills for each dtype, and the numpy dtype of its items.
 _FIELD_FOR = dtypes.VAL_FIELDS
@@ -216,6 +222,18 @@ def _shape_of(proto: TensorProto, fail: ErrorFactory) -> tuple[int, ...]:
     return shape
 
 
+def too_large(shape: Sequence[int], item_size: int) -> bool:
+    """Whether ``shape`` claims more than :data:`MAX_DECODED_BYTES` (zero dimensions aside).
+
+    Zero dimensions are left out: numpy refuses an empty shape such as
+    ``(2**63 - 1, 0)`` as well. Strings count ``item_size`` 8 (a pointer each).
+
+    >>> too_large((2**20, 2**20), 4), too_large((2**63 - 1, 0), 1), too_large((0, 3), 4)
+    (True, True, False)
+    """
+    return math.prod(d for d in shape if d) * item_size > MAX_DECODED_BYTES
+
+
 def decode_tensor(
     proto: TensorProto,
     *,
@@ -252,8 +270,14 @@ def decode_tensor(
     except InvalidInputError as exc:
         raise error(exc.message) from None
     shape = _shape_of(proto, fail)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # exact: numpy's int64 product wraps around
     datatype = dtypes.base_datatype(proto.dtype)
+    item_size = 8 if datatype == _DT.DT_STRING else dtype.itemsize
+    if too_large(shape, item_size):
+        raise fail(
+            f"shape {list(shape)} claims {math.prod(d for d in shape if d)} elements of "
+            f"{item_size} bytes, more than the {MAX_DECODED_BYTES} bytes a response can carry"
+        )
     content = proto.tensor_content
     if datatype == _DT.DT_STRING:
         if content:

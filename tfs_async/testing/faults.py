@@ -1,5 +1,11 @@
 """Fault injection for tests of clients: latency, errors, dropped connections, stalls.
 
+Two layers: :class:`FaultPlan` acts inside the emulator's services (per call:
+latency, status codes, dropped connections, stalls), and :class:`FaultProxy`, a
+TCP proxy in front of any server, breaks the byte stream itself (a connection
+reset after part of the answer was sent, or a listener that accepts connections
+and never answers), below HTTP/2 and HTTP/1.1 framing alike.
+
 A :class:`FaultPlan` holds :class:`Fault` rules and a seeded random generator.
 Both network services ask the plan, before serving a call, what to do with it
 (:meth:`FaultPlan.decide`), then carry the decision out. The same seed and the
@@ -18,7 +24,10 @@ True
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import socket
+import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +42,7 @@ __all__ = [
     "Fault",
     "FaultDecision",
     "FaultPlan",
+    "FaultProxy",
     "Latency",
     "Protocol",
     "exponential_latency",
@@ -320,6 +330,11 @@ class FaultPlan:
         while self.stalled < count:
             await self._stall_changed.wait()
 
+    async def wait_unstalled(self) -> None:
+        """Return once no call is stalled, e.g. after their clients gave up (bound it)."""
+        while self.stalled:
+            await self._stall_changed.wait()
+
     def _notify_stall(self) -> None:
         # Wake every waiter once, then arm a fresh event for the next change.
         self._stall_changed.set()
@@ -327,3 +342,163 @@ class FaultPlan:
 
     def __repr__(self) -> str:
         return f"FaultPlan(seed={self._seed}, rules={self._rules!r})"
+
+
+class FaultProxy:
+    """A TCP proxy on 127.0.0.1 that breaks connections to ``upstream`` on purpose.
+
+    Point a client at :attr:`address` instead of the server. With no fault set
+    it forwards bytes both ways unchanged. Faults (attributes, changeable while
+    it runs; each applies to connections accepted after the change):
+
+    * ``reset_after``: after this many bytes of the server's answer have been
+      passed to the client on a connection, both sides of it are reset (TCP RST):
+      a connection reset mid-response. ``resets_left`` bounds how many
+      connections are reset (``None``: every one); :attr:`resets` counts them.
+    * ``blackhole``: accept connections, read what the client sends and never
+      answer nor forward anything (a server that accepts and hangs).
+
+    :attr:`accepted` counts accepted connections. Use ``async with`` (or
+    :meth:`start` / :meth:`stop`); stopping closes every connection.
+
+    >>> proxy = FaultProxy(("127.0.0.1", 8500), reset_after=1024, resets_left=1)
+    >>> proxy.reset_after, proxy.blackhole
+    (1024, False)
+    """
+
+    def __init__(
+        self,
+        upstream: tuple[str, int] | None,
+        *,
+        reset_after: int | None = None,
+        resets_left: int | None = None,
+        blackhole: bool = False,
+        host: str = "127.0.0.1",
+    ) -> None:
+        if upstream is None and not blackhole:
+            raise ValueError("a FaultProxy without an upstream can only be a blackhole")
+        if reset_after is not None and reset_after < 0:
+            raise ValueError(f"reset_after must be >= 0, got {reset_after}")
+        self.upstream = upstream
+        self.reset_after = reset_after
+        self.resets_left = resets_left
+        self.blackhole = blackhole
+        self.host = host
+        self.port: int | None = None
+        self.accepted = 0
+        self.resets = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def address(self) -> str:
+        """``host:port`` where the proxy listens (after :meth:`start`)."""
+        if self.port is None:
+            raise RuntimeError("the FaultProxy is not started")
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen on a free port of :attr:`host`."""
+        self._server = await asyncio.start_server(self._accept, self.host, 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection; idempotent."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    async def __aenter__(self) -> FaultProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _take_reset(self) -> int | None:
+        if self.reset_after is None or self.resets_left == 0:
+            return None
+        if self.resets_left is not None:
+            self.resets_left -= 1
+        return self.reset_after
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        upstream_writer: asyncio.StreamWriter | None = None
+        try:
+            if self.blackhole or self.upstream is None:
+                while await reader.read(65536):
+                    pass
+                return
+            limit = self._take_reset()
+            up_reader, upstream_writer = await asyncio.open_connection(*self.upstream)
+            self._writers.add(upstream_writer)
+            to_server = asyncio.ensure_future(_pump(reader, upstream_writer, None))
+            try:
+                reached = await _pump(up_reader, writer, limit)
+            finally:
+                to_server.cancel()
+                await asyncio.gather(to_server, return_exceptions=True)
+            if reached:
+                self.resets += 1
+                _reset(writer)
+                _reset(upstream_writer)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            for w in (writer, upstream_writer):
+                if w is not None:
+                    self._writers.discard(w)
+                    w.transport.abort()
+
+    def __repr__(self) -> str:
+        return (
+            f"FaultProxy(upstream={self.upstream!r}, port={self.port}, "
+            f"reset_after={self.reset_after}, blackhole={self.blackhole})"
+        )
+
+
+async def _pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limit: int | None
+) -> bool:
+    """Copy ``reader`` to ``writer`` until EOF (False) or ``limit`` bytes were passed (True)."""
+    passed = 0
+    while True:
+        chunk = await reader.read(65536)
+        if not chunk:
+            with contextlib.suppress(OSError):
+                if writer.can_write_eof():
+                    writer.write_eof()
+            return False
+        if limit is not None and passed + len(chunk) >= limit:
+            writer.write(chunk[: limit - passed])
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            return True
+        passed += len(chunk)
+        writer.write(chunk)
+        await writer.drain()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST (linger 0) instead of an orderly FIN."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()

@@ -44,7 +44,7 @@ connects lazily, has no HTTP statuses and carries every Predict field.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tfs_async.errors import StatusCode
@@ -83,7 +83,8 @@ class CallOptions:
     """
 
     timeout: float | None = None
-    metadata: tuple[tuple[str, str], ...] = ()
+    # Not in repr: values are often credentials (authorization tokens).
+    metadata: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     compress: bool = False
     wait_for_ready: bool = False
 

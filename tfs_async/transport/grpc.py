@@ -59,8 +59,10 @@ from tfs_async.errors import (
     ResponseDecodeError,
     StatusCode,
     TFServingError,
+    TLSError,
     error_for_code,
     error_from_grpc,
+    is_tls_failure,
 )
 from tfs_async.transport.base import CallOptions, Transport
 from tfs_async.transport.tls import TLSConfig
@@ -101,7 +103,6 @@ _NO_LISTENER = re.compile(
     re.IGNORECASE,
 )
 # ... unless the connection failed in its TLS handshake: not an outage to wait out.
-_TLS_FAILURE = re.compile(r"ssl|tls|handshake|certificate", re.IGNORECASE)
 _TOO_LARGE = re.compile(r"(sent|received) message larger than max \((\d+) vs\. (\d+)\)", re.I)
 _LOAD_BALANCED_PREFIXES = ("dns:", "ipv4:", "ipv6:")
 
@@ -393,7 +394,7 @@ class GrpcTransport(Transport):
 
     def _not_sent(self, details: str) -> bool:
         """Whether an UNAVAILABLE says no connection existed: nothing reached a server."""
-        if not _NOT_SENT.search(details) or _TLS_FAILURE.search(details):
+        if not _NOT_SENT.search(details) or is_tls_failure(details):
             return False
         # Over TLS, a connection closed while being set up is most likely the
         # handshake being refused (e.g. no client certificate): not an outage.
@@ -403,6 +404,9 @@ class GrpcTransport(Transport):
         """The typed error for a failed call: not sent, too large, or the server's own."""
         code = error.code()
         details = error.details() or ""
+        if self._tls is not None and is_tls_failure(details):
+            # Deterministic: a TLSError, neither waited out nor retried as UNAVAILABLE.
+            return TLSError(f"TLS handshake with {self.target} failed: {details}", model=model)
         if code == grpc.StatusCode.UNAVAILABLE and self._not_sent(details):
             return NotSentError(f"{self.target}: {details}", model=model)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:

@@ -50,6 +50,7 @@ from tfs_async.errors import (
     ResponseDecodeError,
     StatusCode,
     TFServingError,
+    TLSError,
     UnimplementedError,
     error_from_http,
     http_status_for_code,
@@ -75,6 +76,11 @@ from tfs_async.types import (
 __all__ = ["HttpTransport", "model_path", "retry_after_seconds", "ssl_context_for"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# Methods aiohttp itself sends again once when a kept-alive connection was closed
+# (none before aiohttp 3.10, which lacks the constant: the transport then does it).
+_RESENT_BY_AIOHTTP: frozenset[str] = frozenset(
+    getattr(aiohttp.client, "IDEMPOTENT_METHODS", frozenset())
+)
 # wait_for_server: one probe loop per transport, backing off from 50 ms to 500 ms.
 _PROBE_INITIAL = 0.05
 _PROBE_MAX = 0.5
@@ -383,6 +389,76 @@ class HttpTransport(Transport):
             self._urls[key] = url
         return url
 
+    async def _acquire_slot(
+        self, slots: asyncio.Semaphore, timeout: float | None, model: ModelSpec | None
+    ) -> float | None:
+        """Wait our turn for a connection (FIFO); returns the time left of ``timeout``."""
+        if not slots.locked():
+            await slots.acquire()
+            return timeout
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout)
+        except asyncio.TimeoutError:
+            raise DeadlineExceededError(
+                f"no free connection to {self.base_url} within {timeout} s", model=model
+            ) from None
+        if timeout is None:
+            return None
+        timeout -= time.monotonic() - started
+        if timeout <= 0:
+            slots.release()
+            raise DeadlineExceededError(
+                f"no time left after waiting for a connection to {self.base_url}", model=model
+            )
+        return timeout
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        body: bytes | None,
+        headers: dict[str, str],
+        kwargs: dict[str, Any],
+        deadline: float | None,
+        model: ModelSpec | None,
+    ) -> tuple[int, bytes, float | None]:
+        """One exchange: the status, the body and a 429/503's ``Retry-After`` in seconds.
+
+        A pooled keep-alive connection the server closed while it sat idle fails the
+        next request before any answer: that request is sent once more on a fresh
+        connection (it never reached a handler). aiohttp does this itself for GET; TF
+        Serving's POSTs (predict, classify, regress) are idempotent too.
+        """
+        limit = self.max_message_size
+        resend = method not in _RESENT_BY_AIOHTTP
+        while True:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                kwargs["timeout"] = aiohttp.ClientTimeout(total=left)
+            answered = False
+            try:
+                async with session.request(
+                    method, url, data=body, headers=headers, **kwargs
+                ) as response:
+                    answered = True
+                    if limit is None:
+                        data = await response.read()
+                    else:
+                        data = await _read_limited(response, limit, method, url, model)
+                    status = response.status
+                    hint = response.headers.get("Retry-After") if status in (429, 503) else None
+                    return status, data, retry_after_seconds(hint)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+                # Not when connecting failed (nothing was sent), nor once any answer
+                # arrived, nor a second time.
+                if answered or not resend or isinstance(error, aiohttp.ClientConnectorError):
+                    raise
+                resend = False
+
     async def _exchange(
         self,
         method: str,
@@ -411,42 +487,12 @@ class HttpTransport(Transport):
         kwargs: dict[str, Any] = {}
         if self._server_name is not None:
             kwargs["server_hostname"] = self._server_name
-        timeout = options.timeout
-        if slots.locked():
-            # Wait our turn for a connection (FIFO); the wait counts against the timeout.
-            started = time.monotonic()
-            try:
-                await asyncio.wait_for(slots.acquire(), timeout)
-            except asyncio.TimeoutError:
-                raise DeadlineExceededError(
-                    f"no free connection to {self.base_url} within {timeout} s", model=model
-                ) from None
-            if timeout is not None:
-                timeout -= time.monotonic() - started
-                if timeout <= 0:
-                    slots.release()
-                    raise DeadlineExceededError(
-                        f"no time left after waiting for a connection to {self.base_url}",
-                        model=model,
-                    )
-        else:
-            await slots.acquire()
-        if timeout is not None:
-            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        timeout = await self._acquire_slot(slots, options.timeout, model)
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            async with session.request(
-                method, url, data=body, headers=headers, **kwargs
-            ) as response:
-                if limit is None:
-                    data = await response.read()
-                else:
-                    data = await _read_limited(response, limit, method, url, model)
-                status = response.status
-                retry_after = (
-                    retry_after_seconds(response.headers.get("Retry-After"))
-                    if status in (429, 503)
-                    else None
-                )
+            status, data, retry_after = await self._send(
+                session, method, url, body, headers, kwargs, deadline, model
+            )
         except asyncio.TimeoutError as error:
             within = "in time" if options.timeout is None else f"within {options.timeout:.3g} s"
             raise DeadlineExceededError(
@@ -454,9 +500,11 @@ class HttpTransport(Transport):
             ) from error
         except aiohttp.ClientConnectorError as error:
             if isinstance(error, aiohttp.ClientSSLError):
-                # A TLS failure is not an outage: no waiting for it to go away.
-                raise ConnectionFailedError(
-                    f"{method} {url}: {type(error).__name__}: {error}", model=model
+                # Certificate and handshake failures are deterministic: not an outage,
+                # neither waited out nor retried.
+                raise TLSError(
+                    f"{method} {url}: TLS handshake failed: {type(error).__name__}: {error}",
+                    model=model,
                 ) from error
             # No connection was made: nothing was written, re-sending is safe.
             raise NotSentError(
