@@ -118,7 +118,12 @@ def _server_for(name: str, models_dir: Path) -> ModelServer:
         config = _config(
             "saved_model_half_plus_two_2_versions", two_versions, [123], {"Version_Label": 123}
         )
-        return ModelServer(config=config, rest_api_timeout_in_ms=-1)
+        # Labels in the first config: TF's handler test labels after loading; same effect.
+        return ModelServer(
+            config=config,
+            rest_api_timeout_in_ms=-1,
+            allow_version_labels_for_unavailable_models=True,
+        )
     if name == "model_server":
         return ModelServer(
             [SavedModel("default", cpu)],

@@ -311,6 +311,12 @@ class ModelManager:
         On success returns an OK status. On failure raises ServingStatus (TF
         Serving returns the error as the RPC status) and keeps the previous config.
         """
+        if request.config.WhichOneof("config") != "model_config_list":
+            # model_service_impl.cc: only a ModelConfigList reaches ServerCore::ReloadConfig.
+            raise invalid_argument(
+                "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                "Only ModelConfigList is currently supported",
+            )
         await self._reload(request.config)
         response = model_management_pb2.ReloadConfigResponse()
         response.status.error_code = 0  # type: ignore[assignment]
@@ -405,17 +411,41 @@ class ModelManager:
                 "Cannot transition to requested config. It is only legal to transition from "
                 "one ModelConfigList to another.",
             )
-        entries: dict[str, tuple[ModelConfig, ModelSource]] = {}
-        for entry in config.model_config_list.config:
-            if not entry.name:
-                raise invalid_argument("Model config has an empty name")
-            if entry.name in entries:
+        # The checks run in ServerCore::ReloadConfig's order, so the first error is TF's.
+        listed = config.model_config_list.config
+        names: set[str] = set()
+        for entry in listed:
+            if entry.name in names:
                 raise invalid_argument(
                     f"Illegal to list model {entry.name} multiple times in config list",
                 )
-            if entry.model_platform not in ("", "tensorflow"):
+            names.add(entry.name)
+        for entry in listed:
+            if _is_relative_path(entry.base_path) and not (
+                not entry.base_path and entry.name in self._sources
+            ):
                 raise invalid_argument(
-                    f"Model {entry.name} requested unsupported platform {entry.model_platform}",
+                    f"Expected model {entry.name} to have an absolute path or URI; "
+                    f"got base_path()={entry.base_path}",
+                )
+        old_platforms = {
+            e.name: _platform(e) for e in self._config.model_config_list.config if e.name
+        }
+        for entry in listed:
+            before = old_platforms.get(entry.name)
+            if before is not None and before != _platform(entry):
+                raise invalid_argument(
+                    f"Illegal to change a model's platform. For model {entry.name} platform "
+                    f"was {before} and new platform requested is {_platform(entry)}",
+                )
+        self._check_labels(listed)
+        entries: dict[str, tuple[ModelConfig, ModelSource]] = {}
+        for entry in listed:
+            if not entry.name:
+                raise invalid_argument("Model config has an empty name")
+            if _platform(entry) != "tensorflow":
+                raise invalid_argument(
+                    f"Model {entry.name} requests unsupported platform {entry.model_platform}",
                 )
             source = self._source_for(entry)
             try:
@@ -427,30 +457,35 @@ class ModelManager:
                     f"Could not list versions of model {entry.name}: {exc}",
                 ) from None
             entries[entry.name] = (entry, source)
-        for name, (entry, source) in entries.items():
-            current = self._models.get(name)
-            is_new = current is None or not current.in_config
-            # A new model is loaded before its labels are set (TF waits for it first).
-            will_load = (
-                set(aspired_versions(entry.model_version_policy, source.available_versions()))
-                if is_new
-                else set()
-            )
-            for version in entry.version_labels.values():
-                if self.allow_version_labels_for_unavailable_models:
-                    continue
-                if is_new and version in will_load:
-                    continue
-                if current is None or is_new or current.available(version) is None:
-                    raise _label_unavailable(name, version)
         return entries
+
+    def _check_labels(self, listed: Sequence[ModelConfig]) -> None:
+        """ServerCore::UpdateModelVersionLabelMap: labels name AVAILABLE versions.
+
+        The check runs before any model of the new config loads, so a label on
+        a model's first config fails unless the flag allows it. With
+        ``allow_version_labels_for_unavailable_models`` a new label (or one kept
+        on its version) may name any version, but moving an existing label still
+        needs the target version AVAILABLE.
+        """
+        for entry in listed:
+            model = self._models.get(entry.name)
+            current = model.labels if model is not None and model.in_config else {}
+            for label, version in entry.version_labels.items():
+                allow_any = False
+                if self.allow_version_labels_for_unavailable_models:
+                    existing = current.get(label)
+                    allow_any = existing is None or existing == version
+                if allow_any:
+                    continue
+                if model is None or model.available(version) is None:
+                    raise _label_unavailable(entry.name, version)
 
     async def _reload(self, config: ModelServerConfig) -> None:
         if self._reload_lock is None:
             raise RuntimeError(f"{type(self).__name__} is not started: call start() first")
         async with self._reload_lock:
             entries = self._validate(config)
-            previous = self._config
             new_models: list[_Model] = []
             for name, model in self._models.items():
                 if name not in entries and model.in_config:
@@ -476,24 +511,6 @@ class ModelManager:
             # Like TF Serving, wait until newly added models have finished loading.
             if new_models:
                 await asyncio.gather(*(self._reconcile(m) for m in new_models))
-            failed = self._unavailable_label(new_models)
-            if failed is not None:
-                # A labelled version of a new model failed to load: drop the new models.
-                for model in new_models:
-                    model.in_config = False
-                    model.labels.clear()
-                    self._spawn(self._unload_all(model))
-                self._config = previous
-                raise failed
-
-    def _unavailable_label(self, models: Sequence[_Model]) -> ServingStatus | None:
-        if self.allow_version_labels_for_unavailable_models:
-            return None
-        for model in models:
-            for version in model.labels.values():
-                if model.available(version) is None:
-                    return _label_unavailable(model.name, version)
-        return None
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         async def run() -> None:
@@ -584,6 +601,16 @@ def _label_unavailable(name: str, version: int) -> ServingStatus:
         f"Request to assign label to version {version} of model {name}, "
         f"which is not currently available for inference",
     )
+
+
+def _platform(entry: ModelConfig) -> str:
+    # The emulator reads a config without model_platform as TensorFlow (TF Serving refuses it).
+    return entry.model_platform or "tensorflow"
+
+
+def _is_relative_path(path: str) -> bool:
+    """TF's UriIsRelativePath: no scheme, no host and not an absolute path."""
+    return "://" not in path and not path.startswith("/")
 
 
 def _servable_not_found(request: str) -> ServingStatus:
