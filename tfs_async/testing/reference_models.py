@@ -32,6 +32,7 @@ from tfs_async.testing.models import ArrayDict, parse_examples
 __all__ = [
     "REFERENCE_MODEL_DIRS",
     "ArrayFunction",
+    "half_plus_three_functions",
     "half_plus_two_functions",
     "reference_functions",
 ]
@@ -78,8 +79,24 @@ def half_plus_two_functions() -> dict[str, ArrayFunction]:
     }
 
 
+def half_plus_three_functions() -> dict[str, ArrayFunction]:
+    """``saved_model_half_plus_three``: ``y = 0.5 * x + 3``.
+
+    ``serving_default`` takes ``x``; ``tensorflow/serving/regress`` takes
+    serialized Examples with feature ``x`` (its TensorInfo says float, the graph
+    tensor is a string, as TF Serving feeds it).
+    """
+    return {
+        "serving_default": _affine("x", "y", 3.0),
+        "tensorflow/serving/regress": _from_examples("outputs", 3.0),
+    }
+
+
 def reference_functions(base_path: str | os.PathLike[str]) -> dict[str, ArrayFunction] | None:
     """The functions for a reference model's base path, or None if it is not one."""
-    if Path(base_path).name in REFERENCE_MODEL_DIRS:
+    name = Path(base_path).name
+    if name in REFERENCE_MODEL_DIRS:
         return half_plus_two_functions()
+    if name == "saved_model_half_plus_three":
+        return half_plus_three_functions()
     return None
