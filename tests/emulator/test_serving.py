@@ -347,6 +347,10 @@ async def test_classify_and_regress_errors(core: ServerCore) -> None:
     reg.model_spec.name = "m"
     reg.model_spec.signature_name = "classify"
     err = await raises(core.regress(reg))
+    # TF Serving checks the method name only with --enable_signature_method_name_check.
+    assert (err.code, err.message) == (StatusCode.INVALID_ARGUMENT, "Expected one output Tensor.")
+    core.prediction.enable_signature_method_name_check = True
+    err = await raises(core.regress(reg))
     assert err.message == (
         "Expected regression signature method_name to be tensorflow/serving/regress. "
         "Was: tensorflow/serving/classify"
