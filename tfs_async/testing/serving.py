@@ -66,7 +66,7 @@ class ServerCore(ModelManager):
         enable_signature_method_name_check: bool = False,
         allow_version_labels_for_unavailable_models: bool = False,
         load_delay: float = 0.0,
-        file_system_poll_wait_seconds: float = 0.0,
+        file_system_poll_wait_seconds: float = 1.0,
     ) -> None:
         super().__init__(
             models,
