@@ -455,8 +455,11 @@ def test_bad_constructor_arguments() -> None:
 def test_example_parse_helper_rejects_missing_feature() -> None:
     ex = example_pb2.Example()
     ex.features.feature["y"].float_list.value.append(1.0)
-    with pytest.raises(ValueError, match="no feature 'x'"):
+    with pytest.raises(ValueError, match="is required") as info:
         parse_examples([ex.SerializeToString()], {"x": np.float32})
+    assert str(info.value) == (
+        "Name: <unknown>, Feature: x (data type: float) is required but could not be found."
+    )
 
 
 def test_model_config_builder_rejects_two_policies() -> None:
