@@ -16,12 +16,12 @@ from typing import Any
 
 import grpc
 import grpc.aio
-import numpy as np
 import pytest
 import pytest_asyncio
 import tfs_reference
 from aiohttp import ClientSession, ClientTimeout
 from google.protobuf.message import Message
+from project_data import TF1_HALF_PLUS_THREE
 from yarl import URL
 
 from tfs_async import _grpc_methods as _methods
@@ -37,7 +37,7 @@ from tfs_async._proto import (
     tensor_pb2,
 )
 from tfs_async.errors import StatusCode
-from tfs_async.testing import ModelServer, PythonModel, signature
+from tfs_async.testing import ModelServer
 from tfs_async.testing.saved_model import SavedModel
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -91,14 +91,10 @@ def _fixture_of(case: dict[str, Any]) -> str:
     raise AssertionError(f"{case['id']}: no server reproduces fixture {text!r}")
 
 
-def _half_plus_three() -> PythonModel:
-    # The docs' docker example: saved_model_half_plus_three, version 123, y = 0.5 * x + 3.
-    sig = signature(
-        lambda t: {"y": (np.float32(0.5) * t["x"] + np.float32(3)).astype(np.float32)},
-        inputs={"x": ("DT_FLOAT", [-1, 1])},
-        outputs={"y": ("DT_FLOAT", [-1, 1])},
-    )
-    return PythonModel("saved_model_half_plus_three", {"serving_default": sig}, version=123)
+def _half_plus_three() -> SavedModel:
+    # The docs' docker example serves TF Serving's saved_model_half_plus_three (version 123,
+    # y = 0.5 * x + 3); our own TF1 model behaves alike, served under the docs' name.
+    return SavedModel("saved_model_half_plus_three", TF1_HALF_PLUS_THREE)
 
 
 def _config(name: str, base_path: Path, versions: list[int], labels: dict[str, int]) -> str:

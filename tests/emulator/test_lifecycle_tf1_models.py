@@ -1,17 +1,19 @@
-"""TF Serving's TF1 test model with assets and a legacy init op (half_plus_three) loads and serves.
+"""A TF1 SavedModel with an asset and a main_op (our half_plus_three) loads and serves.
 
-Without TensorFlow the emulator serves its predict signature with the built-in
-function; with TensorFlow (the interop tier) it is loaded into a Session.
+The model (tests/data/tf1_half_plus_three) behaves like TF Serving's
+saved_model_half_plus_three, so TF Serving's docs examples hold for it. Without
+TensorFlow the emulator serves its signatures with the built-in functions; with
+TensorFlow (the interop tier) it is loaded into a Session.
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import grpc.aio
 from aiohttp import ClientSession, ClientTimeout
 from conftest import STEP_TIMEOUT, unary
+from project_data import TF1_HALF_PLUS_THREE
 
 from tfs_async import _grpc_methods as methods
 from tfs_async._proto import predict_pb2, types_pb2
@@ -19,10 +21,8 @@ from tfs_async.testing import ModelServer
 from tfs_async.testing.saved_model import SavedModel
 
 
-async def test_half_plus_three_serves_the_docs_example_on_both_transports(
-    models_dir: Path,
-) -> None:
-    model = SavedModel("half_plus_three", models_dir / "saved_model_half_plus_three")
+async def test_half_plus_three_serves_the_docs_example_on_both_transports() -> None:
+    model = SavedModel("half_plus_three", TF1_HALF_PLUS_THREE)
     server = ModelServer([model])
     await asyncio.wait_for(server.start(), STEP_TIMEOUT)
     try:

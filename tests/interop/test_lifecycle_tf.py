@@ -7,17 +7,24 @@ import shutil
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_serving  # noqa: F401  (the tier needs both packages)
 import tfs_reference
-from interop_serving import HTTP_TIMEOUT
+from interop_serving import HTTP_TIMEOUT, running
+from project_data import TF1_HALF_PLUS_THREE
 
 from tfs_async._proto import get_model_status_pb2, model_pb2
 from tfs_async.errors import StatusCode
 from tfs_async.testing import ModelServer
+from tfs_async.testing.reference_models import reference_functions
 from tfs_async.testing.saved_model import SavedModel
-from tfs_async.testing.tf_runtime import SessionSignature, TensorFlowSignature
+from tfs_async.testing.tf_runtime import (
+    SessionSignature,
+    TensorFlowSignature,
+    load_signature_functions,
+)
 from tfs_async.types import VersionState
 
 pytestmark = pytest.mark.interop
@@ -36,8 +43,8 @@ async def test_tensorflow_loads_the_version_before_it_is_available() -> None:
 
 async def test_half_plus_three_is_loaded_into_a_session_and_serves() -> None:
     assert tf.__version__
-    model = SavedModel("half_plus_three", MODELS / "saved_model_half_plus_three")
-    async with ModelServer([model]) as server:
+    model = SavedModel("half_plus_three", TF1_HALF_PLUS_THREE)
+    async with running(ModelServer([model])) as server:
         loaded = server.core.resolve(model_pb2.ModelSpec(name="half_plus_three"))
         assert isinstance(loaded.functions["serving_default"].function, SessionSignature)
         async with (
@@ -57,6 +64,49 @@ async def test_half_plus_three_is_loaded_into_a_session_and_serves() -> None:
             http.post(f"{server.rest_url}/v1/models/half_plus_three:regress", json=body) as reply,
         ):
             assert await reply.json() == {"results": [3.5, 4.0]}
+
+
+async def test_the_asset_is_bound_and_the_main_op_run_at_load(tmp_path: Path) -> None:
+    """The model's shift is read from assets/shift.txt by its main_op: edit it, the answers move."""
+    base = tmp_path / "shifted"
+    shutil.copytree(TF1_HALF_PLUS_THREE, base)
+    (base / "00000123" / "assets" / "shift.txt").write_text("10\n")
+    async with (
+        running(ModelServer([SavedModel("shifted", base)])) as server,
+        aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http,
+        http.post(
+            f"{server.rest_url}/v1/models/shifted:predict", json={"instances": [1.0, 2.0, 5.0]}
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        assert await response.json() == {"predictions": [10.5, 11.0, 12.5]}
+
+
+def test_session_answers_equal_the_functions_served_without_tensorflow() -> None:
+    session = load_signature_functions(TF1_HALF_PLUS_THREE / "00000123")
+    python = reference_functions(TF1_HALF_PLUS_THREE)
+    assert python is not None
+    assert sorted(session) == sorted(python)
+    x = np.array([-3.0, 0.0, 0.25, 1.0, 2.0, 5.0, 1e6], np.float32)
+    np.testing.assert_array_equal(
+        session["serving_default"]({"x": x})["y"], python["serving_default"]({"x": x})["y"]
+    )
+    examples = np.array(
+        [
+            tf.train.Example(
+                features=tf.train.Features(
+                    feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[v]))}
+                )
+            ).SerializeToString()
+            for v in x.tolist()
+        ],
+        dtype=object,
+    )
+    key = "tensorflow/serving/regress"
+    np.testing.assert_array_equal(
+        session[key]({"inputs": examples})["outputs"],
+        python[key]({"inputs": examples})["outputs"],
+    )
 
 
 async def test_unloadable_variables_end_the_version_with_tensorflows_error(tmp_path: Path) -> None:

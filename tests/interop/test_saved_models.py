@@ -1,6 +1,7 @@
-"""Our reading of TF Serving's test SavedModels against TensorFlow's.
+"""Our reading of TF Serving's test SavedModels (and our own TF1 one) against TensorFlow's.
 
-Three views must agree for every version of every model in the reference set:
+Three views must agree for every version of every model in the reference set and
+for tests/data/tf1_half_plus_three:
 our ``read_signature_defs`` (no TensorFlow), TensorFlow's own ``SavedModel``
 proto, and the signatures ``tf.saved_model.load`` builds. The metadata JSON the
 emulator serves must equal the proto3 JSON of TensorFlow's SignatureDefMap, which
@@ -22,6 +23,7 @@ import tensorflow as tf
 import tfs_reference
 from google.protobuf import json_format
 from interop_serving import HTTP_TIMEOUT, running
+from project_data import TF1_HALF_PLUS_THREE
 from tensorflow.core.protobuf import saved_model_pb2 as g_saved_model
 from tensorflow_serving.apis import get_model_metadata_pb2 as g_metadata
 from tensorflow_serving.apis import model_pb2 as g_model
@@ -34,7 +36,8 @@ from tfs_async.testing.saved_model import SavedModel, read_signature_defs
 pytestmark = pytest.mark.interop
 
 MODELS = tfs_reference.models_dir()
-VERSION_DIRS = sorted(p.parent for p in MODELS.glob("*/*/saved_model.pb"))
+REFERENCE_VERSION_DIRS = sorted(p.parent for p in MODELS.glob("*/*/saved_model.pb"))
+VERSION_DIRS = [*REFERENCE_VERSION_DIRS, TF1_HALF_PLUS_THREE / "00000123"]
 # TF2 SavedModels carry this pseudo-signature in the proto; tf.saved_model.load hides it.
 INIT_OP = "__saved_model_init_op"
 
@@ -60,9 +63,9 @@ def _tf_shape(shape: tf.TensorShape) -> list[int | None] | None:
     return None if shape.rank is None else shape.as_list()
 
 
-def test_the_reference_models_are_all_here() -> None:
-    assert [_ids(p) for p in VERSION_DIRS] == [
-        "saved_model_half_plus_three/00000123",
+def test_the_reference_models_and_ours_are_all_here() -> None:
+    assert (TF1_HALF_PLUS_THREE / "00000123" / "saved_model.pb").is_file()
+    assert [_ids(p) for p in REFERENCE_VERSION_DIRS] == [
         "saved_model_half_plus_two_2_versions/00000123",
         "saved_model_half_plus_two_2_versions/00000124",
         "saved_model_half_plus_two_cpu/00000123",
@@ -84,9 +87,9 @@ def test_our_reader_returns_tensorflows_signature_defs(version_dir: Path) -> Non
 @pytest.mark.parametrize("version_dir", VERSION_DIRS, ids=_ids)
 def test_our_signatures_agree_with_tf_saved_model_load(version_dir: Path) -> None:
     ours = read_signature_defs(version_dir)
-    if version_dir.parent.name == "saved_model_half_plus_three":
-        # Its signature declares x as [?, 1] over a scalar-shaped graph tensor: TF2's loader
-        # refuses it, TF Serving's Session path (and the emulator's) serves it.
+    if version_dir.parent == TF1_HALF_PLUS_THREE:
+        # Like TF Serving's half_plus_three, its signature declares x as [?, 1] over a scalar
+        # graph tensor: TF2's loader refuses it, TF Serving's Session path (and ours) serves it.
         with pytest.raises(ValueError, match="rank"):
             tf.saved_model.load(str(version_dir), tags=["serve"])
         return
@@ -160,6 +163,7 @@ SERVED = {
     "hpt_cpu": MODELS / "saved_model_half_plus_two_cpu",
     "hpt_two": MODELS / "saved_model_half_plus_two_2_versions",
     "hpt_tf2": MODELS / "saved_model_half_plus_two_tf2_cpu",
+    "hp3_tf1": TF1_HALF_PLUS_THREE,
 }
 
 

@@ -109,9 +109,10 @@ def _load_into_session(
     """TF Serving's LoadSavedModel for a TF1 model: restore, assets, then main_op/legacy_init_op.
 
     ``tf.saved_model.load`` wraps TF1 signatures as functions and checks their
-    declared shapes against the graph, which some of TF Serving's own test models
-    (``saved_model_half_plus_three``) fail; a Session feeds and fetches the
-    signature's tensors by name, as ``Session::Run`` does in TF Serving.
+    declared shapes against the graph, which some TF1 models (TF Serving's
+    ``saved_model_half_plus_three``, our ``tf1_half_plus_three``) fail; a Session
+    feeds and fetches the signature's tensors by name, as ``Session::Run`` does in
+    TF Serving.
     """
     graph = tf.Graph()
     session = tf.compat.v1.Session(graph=graph)
