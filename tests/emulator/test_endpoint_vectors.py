@@ -16,7 +16,6 @@ from typing import Any
 
 import grpc
 import grpc.aio
-import numpy as np
 import pytest
 import pytest_asyncio
 from aiohttp import ClientSession, ClientTimeout
@@ -24,6 +23,7 @@ from google.protobuf.message import Message
 from yarl import URL
 
 from tests.support import reference as tfs_reference
+from tests.support.project_data import TF1_HALF_PLUS_THREE
 from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import (
     classification_pb2,
@@ -37,7 +37,7 @@ from tfs_async._proto import (
     tensor_pb2,
 )
 from tfs_async.errors import StatusCode
-from tfs_async.testing import ModelServer, PythonModel, signature
+from tfs_async.testing import ModelServer
 from tfs_async.testing.saved_model import SavedModel
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -91,14 +91,10 @@ def _fixture_of(case: dict[str, Any]) -> str:
     raise AssertionError(f"{case['id']}: no server reproduces fixture {text!r}")
 
 
-def _half_plus_three() -> PythonModel:
-    # The docs' docker example: saved_model_half_plus_three, version 123, y = 0.5 * x + 3.
-    sig = signature(
-        lambda t: {"y": (np.float32(0.5) * t["x"] + np.float32(3)).astype(np.float32)},
-        inputs={"x": ("DT_FLOAT", [-1, 1])},
-        outputs={"y": ("DT_FLOAT", [-1, 1])},
-    )
-    return PythonModel("saved_model_half_plus_three", {"serving_default": sig}, version=123)
+def _half_plus_three() -> SavedModel:
+    # The docs' docker example serves TF Serving's saved_model_half_plus_three (version 123,
+    # y = 0.5 * x + 3); our own TF1 model behaves alike, served under the docs' name.
+    return SavedModel("saved_model_half_plus_three", TF1_HALF_PLUS_THREE)
 
 
 def _config(name: str, base_path: Path, versions: list[int], labels: dict[str, int]) -> str:
@@ -118,7 +114,12 @@ def _server_for(name: str, models_dir: Path) -> ModelServer:
         config = _config(
             "saved_model_half_plus_two_2_versions", two_versions, [123], {"Version_Label": 123}
         )
-        return ModelServer(config=config, rest_api_timeout_in_ms=-1)
+        # Labels in the first config: TF's handler test labels after loading; same effect.
+        return ModelServer(
+            config=config,
+            rest_api_timeout_in_ms=-1,
+            allow_version_labels_for_unavailable_models=True,
+        )
     if name == "model_server":
         return ModelServer(
             [SavedModel("default", cpu)],

@@ -79,9 +79,12 @@ async def test_two_versions_reference_model_specific_policy(models_dir: Path) ->
 
 
 async def test_labels_resolve_and_unknown_label_is_invalid_argument() -> None:
-    cfg = model_config("m", all_versions=True, labels={"stable": 1, "canary": 2})
-    core = await started(ServerCore([versioned("m", (1, 2))], config=model_server_config([cfg])))
+    plain = model_config("m", all_versions=True)
+    core = await started(ServerCore([versioned("m", (1, 2))], config=model_server_config([plain])))
     try:
+        # TF's procedure: load the versions, then label them in a second reload.
+        cfg = model_config("m", all_versions=True, labels={"stable": 1, "canary": 2})
+        await asyncio.wait_for(core.reload_config(reload_request(cfg)), STEP)
         assert await served_version(core, "m", label="stable") == 1
         assert await served_version(core, "m", label="canary") == 2
         err = await raises(core.predict(predict_request("m", label="beta")))
@@ -96,9 +99,11 @@ async def test_labels_resolve_and_unknown_label_is_invalid_argument() -> None:
 
 
 async def test_label_on_unavailable_version_fails_and_keeps_previous_config() -> None:
-    first = model_config("m", versions=[1], labels={"stable": 1})
+    first = model_config("m", versions=[1])
     core = await started(ServerCore([versioned("m", (1, 2))], config=model_server_config([first])))
     try:
+        stable = model_config("m", versions=[1], labels={"stable": 1})
+        await asyncio.wait_for(core.reload_config(reload_request(stable)), STEP)
         before = core.config
         err = await raises(
             core.reload_config(
@@ -247,12 +252,51 @@ async def test_failed_load_shows_end_with_error_status() -> None:
 @pytest.mark.parametrize(
     ("configs", "code", "text"),
     [
-        ([model_config("x")], StatusCode.INVALID_ARGUMENT, "has no base_path"),
+        (
+            [model_config("x")],
+            StatusCode.INVALID_ARGUMENT,
+            "Expected model x to have an absolute path or URI; got base_path()=",
+        ),
+        (
+            [model_config("x", "models/x")],
+            StatusCode.INVALID_ARGUMENT,
+            "Expected model x to have an absolute path or URI; got base_path()=models/x",
+        ),
         ([model_config("x", "/no/such/dir")], StatusCode.NOT_FOUND, "Could not find base path"),
         ([model_config("m"), model_config("m")], StatusCode.INVALID_ARGUMENT, "multiple times"),
-        ([model_config("m", platform="pytorch")], StatusCode.INVALID_ARGUMENT, "platform"),
+        (
+            [model_config("m"), model_config("m", platform="pytorch")],
+            StatusCode.INVALID_ARGUMENT,
+            "Illegal to list model m multiple times in config list",
+        ),
+        (
+            [model_config("m", platform="pytorch")],
+            StatusCode.INVALID_ARGUMENT,
+            "Illegal to change a model's platform. For model m platform was tensorflow and "
+            "new platform requested is pytorch",
+        ),
+        (
+            [model_config("n", "/models/n", platform="pytorch")],
+            StatusCode.INVALID_ARGUMENT,
+            "Model n requests unsupported platform pytorch",
+        ),
+        (
+            [model_config("n", "/models/n", labels={"x": 1})],
+            StatusCode.FAILED_PRECONDITION,
+            "Request to assign label to version 1 of model n, which is not currently "
+            "available for inference",
+        ),
     ],
-    ids=["missing-base-path", "nonexistent-base-path", "duplicate-model", "bad-platform"],
+    ids=[
+        "missing-base-path",
+        "relative-base-path",
+        "nonexistent-base-path",
+        "duplicate-model",
+        "duplicate-before-platform",
+        "platform-change",
+        "unsupported-platform",
+        "label-before-base-path",
+    ],
 )
 async def test_config_errors_keep_previous_config(
     configs: list[model_server_config_pb2.ModelConfig], code: StatusCode, text: str
@@ -319,8 +363,8 @@ async def test_config_file_with_reference_saved_models(tmp_path: Path, models_di
         "  version_labels { key: 'canary' value: 123 }\n"
         "  version_labels { key: 'stable' value: 124 } } }"
     )
-    # A new model's labels are checked once its versions have loaded, as TF does.
-    core = ServerCore(config_file=path)
+    # Labels in the first config name versions that are not loaded yet: TF needs the flag.
+    core = ServerCore(config_file=path, allow_version_labels_for_unavailable_models=True)
     await started(core)
     try:
         resp = await asyncio.wait_for(
@@ -349,25 +393,54 @@ async def test_new_model_label_on_version_it_will_not_load_is_rejected() -> None
         await core.stop()
 
 
-async def test_new_model_whose_labelled_version_fails_to_load_is_rolled_back() -> None:
-    broken = PythonModel(
-        "n", versions={1: {"serving_default": add_sig(1)}}, fail_versions={2: "bad graph"}
-    )
+async def test_label_on_new_model_needs_the_flag_and_changes_nothing() -> None:
     core = await started(
-        ServerCore([versioned("m", (1,)), broken], config=model_server_config([model_config("m")]))
+        ServerCore(
+            [versioned("m", (1,)), versioned("n", (1, 2))],
+            config=model_server_config([model_config("m")]),
+        )
     )
     try:
         before = core.config
         cfg = model_config("n", all_versions=True, labels={"stable": 2})
         err = await raises(core.reload_config(reload_request(model_config("m"), cfg)))
-        assert err.message == (
+        assert (err.code, err.message) == (
+            StatusCode.FAILED_PRECONDITION,
             "Request to assign label to version 2 of model n, which is not currently "
-            "available for inference"
+            "available for inference",
         )
         assert core.config == before
         await core.wait_idle(STEP)
-        assert await call_status(core, "n") == [(2, E), (1, E)]
+        not_served = await raises(core.predict(predict_request("n")))
+        assert not_served.code == StatusCode.NOT_FOUND
         assert await served_version(core, "m") == 1
+    finally:
+        await core.stop()
+
+
+async def test_allowed_label_on_unavailable_version_cannot_be_moved_to_another() -> None:
+    core = await started(
+        ServerCore(
+            [versioned("m", (1, 2, 3))],
+            config=model_server_config([model_config("m", versions=[1], labels={"next": 2})]),
+            allow_version_labels_for_unavailable_models=True,
+        )
+    )
+    try:
+        # Keeping the label where it is, or adding a new one, is allowed while unavailable.
+        keep = model_config("m", versions=[1], labels={"next": 2, "later": 3})
+        await asyncio.wait_for(core.reload_config(reload_request(keep)), STEP)
+        # Moving an existing label needs its new version AVAILABLE (server_core.cc).
+        move = model_config("m", versions=[1], labels={"next": 3, "later": 3})
+        err = await raises(core.reload_config(reload_request(move)))
+        assert (err.code, err.message) == (
+            StatusCode.FAILED_PRECONDITION,
+            "Request to assign label to version 3 of model m, which is not currently "
+            "available for inference",
+        )
+        to_available = model_config("m", versions=[1], labels={"next": 1, "later": 3})
+        await asyncio.wait_for(core.reload_config(reload_request(to_available)), STEP)
+        assert await served_version(core, "m", label="next") == 1
     finally:
         await core.stop()
 

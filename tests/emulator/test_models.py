@@ -124,5 +124,10 @@ def test_parse_examples_rejects_ragged_features() -> None:
         ex = example_pb2.Example()
         ex.features.feature["f"].float_list.value.extend([1.0] * n)
         batch.append(ex.SerializeToString())
-    with pytest.raises(ValueError, match="different number of values"):
+    with pytest.raises(ValueError, match="Number of float values") as info:
         parse_examples(batch, {"f": np.float32})
+    # TensorFlow's ParseExample message, as TF Serving answers it (INVALID_ARGUMENT).
+    assert str(info.value) == (
+        "Name: <unknown>, Key: f, Index: 1.  Number of float values != expected.  "
+        "Values size: 2 but output shape: [1]"
+    )

@@ -294,6 +294,10 @@ async def test_classify_and_regress_errors(core: ServerCore) -> None:
     reg.model_spec.name = "m"
     reg.model_spec.signature_name = "classify"
     err = await raises(core.regress(reg))
+    # TF Serving checks the method name only with --enable_signature_method_name_check.
+    assert (err.code, err.message) == (StatusCode.INVALID_ARGUMENT, "Expected one output Tensor.")
+    core.prediction.enable_signature_method_name_check = True
+    err = await raises(core.regress(reg))
     assert err.message == (
         "Expected regression signature method_name to be tensorflow/serving/regress. "
         "Was: tensorflow/serving/classify"
@@ -398,8 +402,11 @@ def test_bad_constructor_arguments() -> None:
 def test_example_parse_helper_rejects_missing_feature() -> None:
     ex = example_pb2.Example()
     ex.features.feature["y"].float_list.value.append(1.0)
-    with pytest.raises(ValueError, match="no feature 'x'"):
+    with pytest.raises(ValueError, match="is required") as info:
         parse_examples([ex.SerializeToString()], {"x": np.float32})
+    assert str(info.value) == (
+        "Name: <unknown>, Feature: x (data type: float) is required but could not be found."
+    )
 
 
 def test_model_config_builder_rejects_two_policies() -> None:

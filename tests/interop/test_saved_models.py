@@ -1,6 +1,7 @@
-"""Our reading of TF Serving's test SavedModels against TensorFlow's.
+"""Our reading of TF Serving's test SavedModels (and our own TF1 one) against TensorFlow's.
 
-Three views must agree for every version of every model in the reference set:
+Three views must agree for every version of every model in the reference set and
+for tests/data/tf1_half_plus_three:
 our ``read_signature_defs`` (no TensorFlow), TensorFlow's own ``SavedModel``
 proto, and the signatures ``tf.saved_model.load`` builds. The metadata JSON the
 emulator serves must equal the proto3 JSON of TensorFlow's SignatureDefMap, which
@@ -27,6 +28,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from tests.support import reference as tfs_reference
 from tests.support.interop_serving import HTTP_TIMEOUT, running
+from tests.support.project_data import TF1_HALF_PLUS_THREE
 from tfs_async._proto import meta_graph_pb2
 from tfs_async.testing import ModelServer
 from tfs_async.testing.saved_model import SavedModel, read_signature_defs
@@ -34,7 +36,8 @@ from tfs_async.testing.saved_model import SavedModel, read_signature_defs
 pytestmark = pytest.mark.interop
 
 MODELS = tfs_reference.models_dir()
-VERSION_DIRS = sorted(p.parent for p in MODELS.glob("*/*/saved_model.pb"))
+REFERENCE_VERSION_DIRS = sorted(p.parent for p in MODELS.glob("*/*/saved_model.pb"))
+VERSION_DIRS = [*REFERENCE_VERSION_DIRS, TF1_HALF_PLUS_THREE / "00000123"]
 # TF2 SavedModels carry this pseudo-signature in the proto; tf.saved_model.load hides it.
 INIT_OP = "__saved_model_init_op"
 
@@ -60,8 +63,9 @@ def _tf_shape(shape: tf.TensorShape) -> list[int | None] | None:
     return None if shape.rank is None else shape.as_list()
 
 
-def test_the_reference_models_are_all_here() -> None:
-    assert [_ids(p) for p in VERSION_DIRS] == [
+def test_the_reference_models_and_ours_are_all_here() -> None:
+    assert (TF1_HALF_PLUS_THREE / "00000123" / "saved_model.pb").is_file()
+    assert [_ids(p) for p in REFERENCE_VERSION_DIRS] == [
         "saved_model_half_plus_two_2_versions/00000123",
         "saved_model_half_plus_two_2_versions/00000124",
         "saved_model_half_plus_two_cpu/00000123",
@@ -83,6 +87,12 @@ def test_our_reader_returns_tensorflows_signature_defs(version_dir: Path) -> Non
 @pytest.mark.parametrize("version_dir", VERSION_DIRS, ids=_ids)
 def test_our_signatures_agree_with_tf_saved_model_load(version_dir: Path) -> None:
     ours = read_signature_defs(version_dir)
+    if version_dir.parent == TF1_HALF_PLUS_THREE:
+        # Like TF Serving's half_plus_three, its signature declares x as [?, 1] over a scalar
+        # graph tensor: TF2's loader refuses it, TF Serving's Session path (and ours) serves it.
+        with pytest.raises(ValueError, match="rank"):
+            tf.saved_model.load(str(version_dir), tags=["serve"])
+        return
     loaded = tf.saved_model.load(str(version_dir), tags=["serve"])
     assert set(loaded.signatures) == set(ours) - {INIT_OP}
     for key, function in loaded.signatures.items():
@@ -153,6 +163,7 @@ SERVED = {
     "hpt_cpu": MODELS / "saved_model_half_plus_two_cpu",
     "hpt_two": MODELS / "saved_model_half_plus_two_2_versions",
     "hpt_tf2": MODELS / "saved_model_half_plus_two_tf2_cpu",
+    "hp3_tf1": TF1_HALF_PLUS_THREE,
 }
 
 

@@ -43,7 +43,13 @@ def config_file(tmp_path: Path) -> Path:
 async def reloading(config_file: Path) -> AsyncIterator[ModelServer]:
     """Model "m" (y = 2x + version): versions 1 and 2 exist, 1 is served, stable -> 1."""
     async with within(STEP):
-        srv = ModelServer([double_model("m", (1, 2))], model_config_file=config_file)
+        # As with TF Serving, a first config may name labels of versions still loading
+        # only with this flag.
+        srv = ModelServer(
+            [double_model("m", (1, 2))],
+            model_config_file=config_file,
+            allow_version_labels_for_unavailable_models=True,
+        )
         await srv.start()
     try:
         yield srv

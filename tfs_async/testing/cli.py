@@ -13,7 +13,7 @@ stops the start.
 Differences from ``tensorflow_model_server``: both listeners bind ``--host``
 (127.0.0.1 by default); port 0 picks a free port and a negative port disables
 that listener; REST listens on 8501 by default (like TF Serving's Docker image);
-``--file_system_poll_wait_seconds`` polls only when given. Once serving, one
+``--file_system_poll_wait_seconds`` (default 1) re-scans model directories. Once serving, one
 machine-readable line goes to stdout::
 
     TFS_ASYNC_SERVING {"grpc_port": 8500, "rest_port": 8501, "host": "127.0.0.1", "pid": 42}
@@ -163,7 +163,6 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
         read_ssl_config,
     )
 
-    given = set(args.tf_flags.given)
     if args.use_alts_credentials and args.ssl_config_file:
         raise ServingStatus(
             StatusCode.INVALID_ARGUMENT,
@@ -198,9 +197,9 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
             root_certificates=ssl.custom_ca.encode() or None,
             require_client_auth=ssl.client_verify,
         )
-    if "file_system_poll_wait_seconds" in given:
-        # TF: 0 polls once, < 0 never polls again; both mean "at start only" here.
-        options["file_system_poll_wait_seconds"] = max(0, args.file_system_poll_wait_seconds)
+    # TF: 0 polls once, < 0 never polls again; both mean "at start only" here.
+    options["file_system_poll_wait_seconds"] = max(0, args.file_system_poll_wait_seconds)
+    options["enable_signature_method_name_check"] = args.enable_signature_method_name_check
     if args.grpc_socket_path:
         options["grpc_socket_path"] = args.grpc_socket_path
     if args.rest_api_port >= 0:

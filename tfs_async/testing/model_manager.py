@@ -88,6 +88,8 @@ class _Model:
     loaded: dict[int, LoadedVersion] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
     in_config: bool = True
+    failed: set[int] = field(default_factory=set)
+    """Versions whose load failed and that are still aspired (not retried until unaspired)."""
 
     def latest_available(self) -> LoadedVersion | None:
         versions = [v for v, r in self.records.items() if r.state == VersionState.AVAILABLE]
@@ -120,9 +122,13 @@ class ModelManager:
         allow_version_labels_for_unavailable_models: TF Serving's flag of that name.
         load_delay: seconds each version load takes (a simulated cost; for
             synchronisation in tests use :meth:`hold_loading` instead).
-        file_system_poll_wait_seconds: when > 0, re-scan every model's versions
-            this often (TF Serving's flag, whose default is 1); 0 scans only at
-            start, reload and :meth:`poll_config_file` (call :meth:`refresh` to scan).
+        file_system_poll_wait_seconds: TF Serving's flag (default 1): when > 0,
+            re-scan every model's version directories this often and load or
+            unload versions as the version policy says; 0 or negative, scan only
+            at start, on reload and on :meth:`poll_config_file` (TF Serving's 0
+            polls once; its negative, "reserved for testing", never polls and
+            waits at startup forever, which the emulator does not copy). Tests
+            trigger a scan deterministically with ``await`` :meth:`poll_file_system`.
     """
 
     def __init__(
@@ -133,10 +139,8 @@ class ModelManager:
         config_file: str | os.PathLike[str] | None = None,
         allow_version_labels_for_unavailable_models: bool = False,
         load_delay: float = 0.0,
-        file_system_poll_wait_seconds: float = 0.0,
+        file_system_poll_wait_seconds: float = 1.0,
     ) -> None:
-        if file_system_poll_wait_seconds < 0:
-            raise ValueError("file_system_poll_wait_seconds must be >= 0")
         self.file_system_poll_wait_seconds = file_system_poll_wait_seconds
         if config is not None and config_file is not None:
             raise ValueError("give config or config_file, not both")
@@ -207,7 +211,7 @@ class ModelManager:
         while True:
             # A timer, not synchronisation: TF Serving rescans version directories on a period.
             await asyncio.sleep(self.file_system_poll_wait_seconds)
-            await self.refresh()
+            await self.poll_file_system()
 
     async def stop(self) -> None:
         """Unload every version (UNLOADING -> END) and cancel background work."""
@@ -311,6 +315,12 @@ class ModelManager:
         On success returns an OK status. On failure raises ServingStatus (TF
         Serving returns the error as the RPC status) and keeps the previous config.
         """
+        if request.config.WhichOneof("config") != "model_config_list":
+            # model_service_impl.cc: only a ModelConfigList reaches ServerCore::ReloadConfig.
+            raise invalid_argument(
+                "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                "Only ModelConfigList is currently supported",
+            )
         await self._reload(request.config)
         response = model_management_pb2.ReloadConfigResponse()
         response.status.error_code = 0  # type: ignore[assignment]
@@ -341,14 +351,44 @@ class ModelManager:
         self.last_poll_error = None
 
     async def refresh(self) -> None:
-        """Re-scan what versions exist for every configured model and apply the policies.
+        """Start a re-scan of every configured model's versions; do not wait for it.
 
-        TF Serving does this every ``--file_system_poll_wait_seconds``. New models
-        are not waited for here; call :meth:`wait_idle` to wait for the loads.
+        The loads and unloads run in the background (:meth:`wait_idle` waits for
+        them); :meth:`poll_file_system` is the same scan, awaited.
         """
         for model in self._models.values():
             if model.in_config:
                 self._reconcile_in_background(model)
+
+    async def poll_file_system(self) -> None:
+        """One file-system poll, as TF Serving runs every ``--file_system_poll_wait_seconds``.
+
+        Lists every configured model's version directories, loads the versions
+        its version policy aspires to that are not loaded yet (latest N, all or
+        specific), and unloads the versions it no longer aspires to once an
+        aspired version is AVAILABLE (TF's availability-preserving policy: a
+        model keeps serving while its new version loads, and keeps its old
+        version when the new one fails to load). Returns when those loads and
+        unloads are done. A version that failed to load is not retried while it
+        stays aspired (TF Serving retries only within the load itself).
+
+        >>> import asyncio
+        >>> from tfs_async.testing.models import PythonModel, signature
+        >>> sig = signature(lambda t: {"y": t["x"]}, inputs={"x": "DT_FLOAT"},
+        ...                 outputs={"y": "DT_FLOAT"})
+        >>> async def demo():
+        ...     model = PythonModel("m", versions={1: {"serving_default": sig}})
+        ...     models = ModelManager([model], file_system_poll_wait_seconds=0)
+        ...     await models.start()
+        ...     model.add_version(2, {"serving_default": sig})
+        ...     await models.poll_file_system()
+        ...     latest = models.resolve(model_pb2.ModelSpec(name="m")).version
+        ...     await models.stop()
+        ...     return latest
+        >>> asyncio.run(demo())
+        2
+        """
+        await asyncio.gather(*(self._reconcile(m) for m in self._models.values() if m.in_config))
 
     # ------------------------------------------------------------------ internals
 
@@ -405,17 +445,41 @@ class ModelManager:
                 "Cannot transition to requested config. It is only legal to transition from "
                 "one ModelConfigList to another.",
             )
-        entries: dict[str, tuple[ModelConfig, ModelSource]] = {}
-        for entry in config.model_config_list.config:
-            if not entry.name:
-                raise invalid_argument("Model config has an empty name")
-            if entry.name in entries:
+        # The checks run in ServerCore::ReloadConfig's order, so the first error is TF's.
+        listed = config.model_config_list.config
+        names: set[str] = set()
+        for entry in listed:
+            if entry.name in names:
                 raise invalid_argument(
                     f"Illegal to list model {entry.name} multiple times in config list",
                 )
-            if entry.model_platform not in ("", "tensorflow"):
+            names.add(entry.name)
+        for entry in listed:
+            if _is_relative_path(entry.base_path) and not (
+                not entry.base_path and entry.name in self._sources
+            ):
                 raise invalid_argument(
-                    f"Model {entry.name} requested unsupported platform {entry.model_platform}",
+                    f"Expected model {entry.name} to have an absolute path or URI; "
+                    f"got base_path()={entry.base_path}",
+                )
+        old_platforms = {
+            e.name: _platform(e) for e in self._config.model_config_list.config if e.name
+        }
+        for entry in listed:
+            before = old_platforms.get(entry.name)
+            if before is not None and before != _platform(entry):
+                raise invalid_argument(
+                    f"Illegal to change a model's platform. For model {entry.name} platform "
+                    f"was {before} and new platform requested is {_platform(entry)}",
+                )
+        self._check_labels(listed)
+        entries: dict[str, tuple[ModelConfig, ModelSource]] = {}
+        for entry in listed:
+            if not entry.name:
+                raise invalid_argument("Model config has an empty name")
+            if _platform(entry) != "tensorflow":
+                raise invalid_argument(
+                    f"Model {entry.name} requests unsupported platform {entry.model_platform}",
                 )
             source = self._source_for(entry)
             try:
@@ -427,30 +491,35 @@ class ModelManager:
                     f"Could not list versions of model {entry.name}: {exc}",
                 ) from None
             entries[entry.name] = (entry, source)
-        for name, (entry, source) in entries.items():
-            current = self._models.get(name)
-            is_new = current is None or not current.in_config
-            # A new model is loaded before its labels are set (TF waits for it first).
-            will_load = (
-                set(aspired_versions(entry.model_version_policy, source.available_versions()))
-                if is_new
-                else set()
-            )
-            for version in entry.version_labels.values():
-                if self.allow_version_labels_for_unavailable_models:
-                    continue
-                if is_new and version in will_load:
-                    continue
-                if current is None or is_new or current.available(version) is None:
-                    raise _label_unavailable(name, version)
         return entries
+
+    def _check_labels(self, listed: Sequence[ModelConfig]) -> None:
+        """ServerCore::UpdateModelVersionLabelMap: labels name AVAILABLE versions.
+
+        The check runs before any model of the new config loads, so a label on
+        a model's first config fails unless the flag allows it. With
+        ``allow_version_labels_for_unavailable_models`` a new label (or one kept
+        on its version) may name any version, but moving an existing label still
+        needs the target version AVAILABLE.
+        """
+        for entry in listed:
+            model = self._models.get(entry.name)
+            current = model.labels if model is not None and model.in_config else {}
+            for label, version in entry.version_labels.items():
+                allow_any = False
+                if self.allow_version_labels_for_unavailable_models:
+                    existing = current.get(label)
+                    allow_any = existing is None or existing == version
+                if allow_any:
+                    continue
+                if model is None or model.available(version) is None:
+                    raise _label_unavailable(entry.name, version)
 
     async def _reload(self, config: ModelServerConfig) -> None:
         if self._reload_lock is None:
             raise RuntimeError(f"{type(self).__name__} is not started: call start() first")
         async with self._reload_lock:
             entries = self._validate(config)
-            previous = self._config
             new_models: list[_Model] = []
             for name, model in self._models.items():
                 if name not in entries and model.in_config:
@@ -476,24 +545,6 @@ class ModelManager:
             # Like TF Serving, wait until newly added models have finished loading.
             if new_models:
                 await asyncio.gather(*(self._reconcile(m) for m in new_models))
-            failed = self._unavailable_label(new_models)
-            if failed is not None:
-                # A labelled version of a new model failed to load: drop the new models.
-                for model in new_models:
-                    model.in_config = False
-                    model.labels.clear()
-                    self._spawn(self._unload_all(model))
-                self._config = previous
-                raise failed
-
-    def _unavailable_label(self, models: Sequence[_Model]) -> ServingStatus | None:
-        if self.allow_version_labels_for_unavailable_models:
-            return None
-        for model in models:
-            for version in model.labels.values():
-                if model.available(version) is None:
-                    return _label_unavailable(model.name, version)
-        return None
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         async def run() -> None:
@@ -515,16 +566,26 @@ class ModelManager:
             _log.error("model %s: cannot list versions: %s", model.name, exc)
             return
         aspired = set(aspired_versions(model.config.model_version_policy, available))
+        model.failed &= aspired
         active = (VersionState.START, VersionState.LOADING, VersionState.AVAILABLE)
         to_load = [
             v
             for v in sorted(aspired)
-            if v not in model.records or model.records[v].state == VersionState.END
+            if v not in model.failed
+            and (v not in model.records or model.records[v].state == VersionState.END)
         ]
         for v in to_load:
             model.records[v] = VersionRecord(v, VersionState.START)
         await asyncio.gather(*(self._load(model, v) for v in to_load))
-        to_unload = [v for v, r in model.records.items() if v not in aspired and r.state in active]
+        to_unload = sorted(
+            v for v, r in model.records.items() if v not in aspired and r.state in active
+        )
+        if aspired and not any(model.available(v) is not None for v in aspired):
+            # AvailabilityPreservingPolicy: with no aspired version serving, keep the
+            # newest unaspired one that is AVAILABLE so that the model keeps serving.
+            serving = [v for v in to_unload if model.available(v) is not None]
+            if serving:
+                to_unload.remove(serving[-1])
         await asyncio.gather(*(self._unload(model, v) for v in to_unload))
 
     async def _load(self, model: _Model, version: int) -> None:
@@ -541,9 +602,11 @@ class ModelManager:
             raise
         except ServingStatus as exc:
             _fail_record(record, exc.code, exc.message)
+            model.failed.add(version)
             return
         except Exception as exc:
             _fail_record(record, StatusCode.UNKNOWN, str(exc) or type(exc).__name__)
+            model.failed.add(version)
             return
         if not model.in_config or record.state != VersionState.LOADING:
             record.state = VersionState.END
@@ -584,6 +647,16 @@ def _label_unavailable(name: str, version: int) -> ServingStatus:
         f"Request to assign label to version {version} of model {name}, "
         f"which is not currently available for inference",
     )
+
+
+def _platform(entry: ModelConfig) -> str:
+    # The emulator reads a config without model_platform as TensorFlow (TF Serving refuses it).
+    return entry.model_platform or "tensorflow"
+
+
+def _is_relative_path(path: str) -> bool:
+    """TF's UriIsRelativePath: no scheme, no host and not an absolute path."""
+    return "://" not in path and not path.startswith("/")
 
 
 def _servable_not_found(request: str) -> ServingStatus:

@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 from tfs_async._proto import example_pb2, meta_graph_pb2, tensor_shape_pb2, types_pb2
 from tfs_async.codec import dtypes
+from tfs_async.testing.status import InvalidExampleError
 
 __all__ = [
     "CLASSIFY_METHOD",
@@ -297,34 +298,71 @@ def parse_examples(
     Each feature becomes an array of shape ``[batch, k]`` (``k`` values per
     example, which must agree across the batch), with ``features[name]`` as
     dtype: floats from ``float_list``, ints from ``int64_list``, bytes from
-    ``bytes_list``. A missing feature or ragged lengths raise ``ValueError``.
+    ``bytes_list``. A missing feature, a feature of another type or a different
+    number of values raise :class:`~tfs_async.testing.status.InvalidExampleError`
+    (a ``ValueError``) with TensorFlow's ParseExample message, which the
+    emulator answers as INVALID_ARGUMENT, as TF Serving does.
 
     >>> ex = example_pb2.Example()
     >>> ex.features.feature["x"].float_list.value.append(2.0)
     >>> parse_examples(np.array([ex.SerializeToString()], dtype=object), {"x": np.float32})
     {'x': array([[2.]], dtype=float32)}
+    >>> ex.features.feature["x"].int64_list.value.append(2)
+    >>> try:
+    ...     parse_examples([ex.SerializeToString()], {"x": np.float32})
+    ... except InvalidExampleError as err:
+    ...     print(err.code.name, err.message.split(".  ")[1])
+    INVALID_ARGUMENT Data types don't match. Data type: int64 but expected type: float
     """
     batch = np.asarray(serialized, dtype=object).reshape(-1)
     columns: dict[str, list[list[Any]]] = {name: [] for name in features}
+    kinds = {name: _example_kind(dtype) for name, dtype in features.items()}
     for i, raw in enumerate(batch):
         example = example_pb2.Example()
         example.ParseFromString(bytes(raw))
         for name in features:
+            expected_kind, expected_type = kinds[name]
             if name not in example.features.feature:
-                raise ValueError(f"example {i} has no feature {name!r}")
+                raise InvalidExampleError(
+                    f"Name: <unknown>, Feature: {name} (data type: {expected_type}) is required "
+                    "but could not be found."
+                )
             feat = example.features.feature[name]
             kind = feat.WhichOneof("kind")
+            if kind is not None and kind != expected_kind:
+                raise InvalidExampleError(
+                    f"Name: <unknown>, Key: {name}, Index: {i}.  Data types don't match. "
+                    f"Data type: {_EXAMPLE_TYPES[kind]} but expected type: {expected_type}"
+                )
             values: list[Any] = list(getattr(feat, kind).value) if kind else []
-            columns[name].append(values)
+            rows = columns[name]
+            if rows and len(values) != len(rows[0]):
+                raise InvalidExampleError(
+                    f"Name: <unknown>, Key: {name}, Index: {i}.  Number of {expected_type} values "
+                    f"!= expected.  Values size: {len(values)} but output shape: [{len(rows[0])}]"
+                )
+            rows.append(values)
     out: dict[str, npt.NDArray[Any]] = {}
     for name, dtype in features.items():
         rows = columns[name]
-        if len({len(r) for r in rows}) > 1:
-            raise ValueError(f"feature {name!r} has a different number of values per example")
         np_dtype = dtypes.to_numpy_dtype(dtype_enum(dtype), name=name)
         width = len(rows[0]) if rows else 0
         out[name] = np.array(rows, dtype=np_dtype).reshape(len(rows), width)
     return out
+
+
+# tf.Example list kind -> the type name TF's ParseExample errors use.
+_EXAMPLE_TYPES = {"float_list": "float", "int64_list": "int64", "bytes_list": "string"}
+
+
+def _example_kind(dtype: DTypeLike) -> tuple[str, str]:
+    """The Example list a feature of ``dtype`` is read from, and TF's name for its type."""
+    np_dtype = dtypes.to_numpy_dtype(dtype_enum(dtype))
+    if np_dtype.kind == "f":
+        return "float_list", "float"
+    if np_dtype.kind in "iub":
+        return "int64_list", "int64"
+    return "bytes_list", "string"
 
 
 class ModelSource(abc.ABC):

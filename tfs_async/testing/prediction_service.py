@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from google.protobuf import text_format
 
 from tfs_async import _grpc_methods as _methods
 from tfs_async._proto import (
@@ -53,6 +54,7 @@ from tfs_async.errors import InvalidInputError, StatusCode, TFServingError
 from tfs_async.testing.model_manager import LoadedVersion, ModelManager
 from tfs_async.testing.models import (
     CLASSIFY_METHOD,
+    PREDICT_METHOD,
     REGRESS_METHOD,
     Signature,
 )
@@ -67,6 +69,7 @@ from tfs_async.types import DEFAULT_SIGNATURE
 __all__ = ["PredictionService"]
 
 _SIGNATURE_DEF_FIELD = "signature_def"
+_PREDICT_METHODS = (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD)
 
 
 class PredictionService:
@@ -76,11 +79,24 @@ class PredictionService:
         models: the model manager that resolves each request's ``ModelSpec``.
         tensor_content: Predict outputs in ``tensor_content`` instead of the typed
             ``*_val`` fields (``--enable_serialization_as_tensor_content``).
+        enable_signature_method_name_check: TF Serving's
+            ``--enable_signature_method_name_check`` (default off): Classify and
+            Regress accept only signatures whose ``method_name`` is theirs, and
+            Predict only predict/classify/regress ones. Off, a signature runs
+            whenever its inputs and outputs fit (TF2 SavedModels export every
+            signature as predict).
     """
 
-    def __init__(self, models: ModelManager, *, tensor_content: bool = False) -> None:
+    def __init__(
+        self,
+        models: ModelManager,
+        *,
+        tensor_content: bool = False,
+        enable_signature_method_name_check: bool = False,
+    ) -> None:
         self.models = models
         self.tensor_content = tensor_content
+        self.enable_signature_method_name_check = enable_signature_method_name_check
 
     async def predict(
         self,
@@ -97,6 +113,14 @@ class PredictionService:
         sig = servable.functions.get(key)
         if sig is None:
             raise failed_precondition(f'Serving signature key "{key}" not found.')
+        if self.enable_signature_method_name_check and sig.method_name not in _PREDICT_METHODS:
+            # predict_util.cc VerifySignature.
+            raise ServingStatus(
+                StatusCode.INTERNAL,
+                "Expected prediction signature method_name to be one of {"
+                + ", ".join(_PREDICT_METHODS)
+                + f"}}. Was: {sig.method_name}",
+            )
         _check_input_aliases(request.inputs.keys(), sig.inputs.keys())
         outputs = _output_aliases(request.output_filter, sig.outputs.keys())
         inputs = _decode_inputs(request.inputs, sig)
@@ -119,7 +143,7 @@ class PredictionService:
             raise invalid_argument("Missing ModelSpec")
         servable = self.models.resolve(request.model_spec)
         key = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        sig = _signature_for(servable, key, CLASSIFY_METHOD, "classification")
+        sig = self._signature_for(servable, key, CLASSIFY_METHOD)
         result = await self._classify(servable, key, sig, request.input, timeout)
         response = classification_pb2.ClassificationResponse()
         response.result.CopyFrom(result)
@@ -134,7 +158,7 @@ class PredictionService:
             raise invalid_argument("Missing ModelSpec")
         servable = self.models.resolve(request.model_spec)
         key = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        sig = _signature_for(servable, key, REGRESS_METHOD, "regression")
+        sig = self._signature_for(servable, key, REGRESS_METHOD)
         result = await self._regress(servable, key, sig, request.input, timeout)
         response = regression_pb2.RegressionResponse()
         response.result.CopyFrom(result)
@@ -150,6 +174,8 @@ class PredictionService:
         first = request.tasks[0].model_spec
         seen: set[str] = set()
         for task in request.tasks:
+            if not task.model_spec.name:
+                raise invalid_argument("Found ModelSpec with an empty model name.")
             if task.model_spec.name != first.name:
                 raise invalid_argument(
                     "All ModelSpecs in a MultiInferenceRequest must access the same model name.",
@@ -169,12 +195,12 @@ class PredictionService:
                 )
             result = response.results.add()
             if task.method_name == CLASSIFY_METHOD:
-                _check_method(sig, CLASSIFY_METHOD, "classification")
+                self._preprocess(sig, CLASSIFY_METHOD)
                 result.classification_result.CopyFrom(
                     await self._classify(servable, key, sig, request.input, timeout)
                 )
             elif task.method_name == REGRESS_METHOD:
-                _check_method(sig, REGRESS_METHOD, "regression")
+                self._preprocess(sig, REGRESS_METHOD)
                 result.regression_result.CopyFrom(
                     await self._regress(servable, key, sig, request.input, timeout)
                 )
@@ -213,6 +239,43 @@ class PredictionService:
 
     # ------------------------------------------------------------------ internals
 
+    def _signature_for(self, servable: LoadedVersion, key: str, method: str) -> Signature:
+        """Get{Classification,Regression}SignatureDef (classifier.cc, regressor.cc)."""
+        sig = servable.functions.get(key)
+        if sig is None:
+            raise invalid_argument(f"No signature was found with the name: {key}")
+        self._preprocess(sig, method)
+        return sig
+
+    def _preprocess(self, sig: Signature, method: str) -> None:
+        """PreProcessClassification / PreProcessRegression: does the signature fit?
+
+        The method name counts only with ``enable_signature_method_name_check``;
+        otherwise any signature with one input ``inputs`` and the outputs the
+        method reads runs (a TF2 SavedModel exports its classify and regress
+        signatures with the predict method name).
+        """
+        kind = "classification" if method == CLASSIFY_METHOD else "regression"
+        if self.enable_signature_method_name_check and sig.method_name != method:
+            raise invalid_argument(
+                f"Expected {kind} signature method_name to be {method}. Was: {sig.method_name}",
+            )
+        if len(sig.inputs) != 1:
+            raise invalid_argument("Expected one input Tensor.")
+        if method == CLASSIFY_METHOD and len(sig.outputs) not in (1, 2):
+            raise invalid_argument(f"Expected one or two output Tensors, found {len(sig.outputs)}")
+        if method == REGRESS_METHOD and len(sig.outputs) != 1:
+            raise invalid_argument("Expected one output Tensor.")
+        if "inputs" not in sig.inputs:
+            raise invalid_argument(f"No {kind} inputs found in SignatureDef: {_debug(sig)}")
+        if method == CLASSIFY_METHOD and not {"classes", "scores"} & set(sig.outputs):
+            raise invalid_argument(
+                'Expected classification signature outputs to contain at least one of "classes" '
+                f'or "scores". Signature was: {_debug(sig)}',
+            )
+        if method == REGRESS_METHOD and "outputs" not in sig.outputs:
+            raise invalid_argument(f"No regression outputs found in SignatureDef: {_debug(sig)}")
+
     async def _run(
         self,
         servable: LoadedVersion,
@@ -245,12 +308,7 @@ class PredictionService:
         request_input: input_pb2.Input,
         timeout: float | None,
     ) -> classification_pb2.ClassificationResult:
-        alias = _example_input_alias(sig, "classification", "inputs")
-        if "classes" not in sig.outputs and "scores" not in sig.outputs:
-            raise failed_precondition(
-                'Expected classification signature outputs to contain at least one of "classes" '
-                f'or "scores". Signature was: {key}',
-            )
+        alias = "inputs"
         batch = _serialized_examples(request_input)
         result = await self._run(servable, key, sig, {alias: batch}, timeout)
         n = len(batch)
@@ -302,13 +360,7 @@ class PredictionService:
         request_input: input_pb2.Input,
         timeout: float | None,
     ) -> regression_pb2.RegressionResult:
-        alias = _example_input_alias(sig, "regression", "inputs")
-        if len(sig.outputs) != 1:
-            raise invalid_argument("Expected one output Tensor.")
-        if "outputs" not in sig.outputs:
-            raise failed_precondition(
-                f"No regression outputs found in SignatureDef: {key}",
-            )
+        alias = "inputs"
         batch = _serialized_examples(request_input)
         result = await self._run(servable, key, sig, {alias: batch}, timeout)
         values = _output(result, "outputs", servable, key, sig)
@@ -337,27 +389,9 @@ def _fill_model_spec(spec: model_pb2.ModelSpec, servable: LoadedVersion, key: st
     spec.signature_name = key
 
 
-def _check_method(sig: Signature, method: str, kind: str) -> None:
-    if sig.method_name != method:
-        raise invalid_argument(
-            f"Expected {kind} signature method_name to be {method}. Was: {sig.method_name}",
-        )
-
-
-def _signature_for(servable: LoadedVersion, key: str, method: str, kind: str) -> Signature:
-    sig = servable.functions.get(key)
-    if sig is None:
-        raise invalid_argument(f"No signature was found with the name: {key}")
-    _check_method(sig, method, kind)
-    return sig
-
-
-def _example_input_alias(sig: Signature, kind: str, alias: str) -> str:
-    if len(sig.inputs) != 1:
-        raise invalid_argument("Expected one input Tensor.")
-    if alias not in sig.inputs:
-        raise failed_precondition(f"No {kind} inputs found in SignatureDef")
-    return alias
+def _debug(sig: Signature) -> str:
+    """The SignatureDef as C++'s ``DebugString`` prints it (protobuf text format)."""
+    return text_format.MessageToString(sig.to_proto())
 
 
 def _serialized_examples(request_input: input_pb2.Input) -> npt.NDArray[np.object_]:

@@ -1,4 +1,4 @@
-"""Python functions for TF Serving's own test SavedModels (half_plus_two and its variants).
+"""Python functions for the test SavedModels: TF Serving's half_plus_two and ours.
 
 Verified by running each SavedModel with TensorFlow 2.21 (tensorflow-cpu), for
 ``saved_model_half_plus_two_cpu``, ``saved_model_half_plus_two_2_versions``
@@ -10,6 +10,13 @@ Verified by running each SavedModel with TensorFlow 2.21 (tensorflow-cpu), for
 * ``regress_x_to_y2``: serialized Examples, feature ``x`` (not ``x2``) -> ``0.5 * x + 3``.
 * ``regress_x2_to_y3``: float tensor ``inputs`` -> ``outputs = 0.5 * inputs + 3``.
 * ``classify_x2_to_y3``: float tensor ``inputs`` -> ``scores = 0.5 * inputs + 3``.
+
+and for this project's ``tf1_half_plus_three`` (a TF1 SavedModel with an asset
+and a ``main_op``, made by ``tests/data/make_tf1_models.py`` to behave like TF
+Serving's ``saved_model_half_plus_three``), verified the same way:
+
+* ``serving_default``: input ``x`` (float) -> ``y = 0.5 * x + 3``, elementwise.
+* ``tensorflow/serving/regress``: serialized Examples, feature ``x`` -> ``outputs = 0.5 * x + 3``.
 
 >>> import numpy as np
 >>> fns = half_plus_two_functions()
@@ -30,11 +37,16 @@ import numpy.typing as npt
 from tfs_async.testing.models import ArrayDict, parse_examples
 
 __all__ = [
+    "HALF_PLUS_THREE_DIR",
     "REFERENCE_MODEL_DIRS",
     "ArrayFunction",
+    "half_plus_three_functions",
     "half_plus_two_functions",
     "reference_functions",
 ]
+
+# Directory name of this project's TF1 model computing half_plus_three (tests/data).
+HALF_PLUS_THREE_DIR = "tf1_half_plus_three"
 
 ArrayFunction = Callable[[ArrayDict], dict[str, npt.NDArray[Any]]]
 """A synchronous signature function over numpy arrays."""
@@ -78,8 +90,28 @@ def half_plus_two_functions() -> dict[str, ArrayFunction]:
     }
 
 
+def half_plus_three_functions() -> dict[str, ArrayFunction]:
+    """``tf1_half_plus_three`` (like TF Serving's half_plus_three): ``y = 0.5 * x + 3``.
+
+    ``serving_default`` takes ``x``; ``tensorflow/serving/regress`` takes
+    serialized Examples with feature ``x`` (its TensorInfo says float, the graph
+    tensor is a string, as TF Serving feeds it).
+
+    >>> import numpy as np
+    >>> half_plus_three_functions()["serving_default"]({"x": np.array([1.0, 5.0], np.float32)})
+    {'y': array([3.5, 5.5], dtype=float32)}
+    """
+    return {
+        "serving_default": _affine("x", "y", 3.0),
+        "tensorflow/serving/regress": _from_examples("outputs", 3.0),
+    }
+
+
 def reference_functions(base_path: str | os.PathLike[str]) -> dict[str, ArrayFunction] | None:
     """The functions for a reference model's base path, or None if it is not one."""
-    if Path(base_path).name in REFERENCE_MODEL_DIRS:
+    name = Path(base_path).name
+    if name in REFERENCE_MODEL_DIRS:
         return half_plus_two_functions()
+    if name == HALF_PLUS_THREE_DIR:
+        return half_plus_three_functions()
     return None

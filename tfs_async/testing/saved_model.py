@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,8 +72,9 @@ def read_signature_defs(
     saved = meta_graph_pb2.SavedModel()
     try:
         saved.ParseFromString(pb.read_bytes())
-    except Exception as exc:  # protobuf raises DecodeError, a plain Exception subclass
-        raise ServingStatus(StatusCode.DATA_LOSS, f"Could not parse {pb}: {exc}") from None
+    except Exception:  # protobuf raises DecodeError, a plain Exception subclass
+        # TF's ReadBinaryProto (tsl/platform/env.cc), which TF Serving's loader reports.
+        raise ServingStatus(StatusCode.DATA_LOSS, f"Can't parse {pb} as binary proto") from None
     wanted = set(tags)
     for graph in saved.meta_graphs:
         if set(graph.meta_info_def.tags) == wanted:
@@ -90,31 +90,6 @@ def read_signature_defs(
 def tensorflow_available() -> bool:
     """Whether TensorFlow can be imported here (without importing it)."""
     return importlib.util.find_spec("tensorflow") is not None
-
-
-class _TensorFlowRunner:
-    """Loads one version with TensorFlow on first use; thread-safe."""
-
-    def __init__(self, model: str, path: Path) -> None:
-        self._model = model
-        self._path = path
-        self._lock = threading.Lock()
-        self._functions: Mapping[str, Any] | None = None
-
-    def function(self, key: str) -> SignatureFunction:
-        def run(inputs: ArrayDict) -> dict[str, npt.NDArray[Any]]:
-            functions = self._load()
-            return dict(functions[key](inputs))
-
-        return run
-
-    def _load(self) -> Mapping[str, Any]:
-        with self._lock:
-            if self._functions is None:
-                from tfs_async.testing import tf_runtime
-
-                self._functions = tf_runtime.load_signature_functions(self._path)
-            return self._functions
 
 
 def _missing_function(model: str, version: int, key: str) -> SignatureFunction:
@@ -162,7 +137,16 @@ class SavedModel(ModelSource):
         return list_versions(self.base_path)
 
     async def load(self, version: int) -> Mapping[str, Signature]:
-        """Read the version's signatures (in a worker thread: it is file I/O)."""
+        """Load the version, in a worker thread so the server keeps answering meanwhile.
+
+        As TF Serving does, the version is fully loaded before it is reported
+        AVAILABLE: ``saved_model.pb`` is read and its ``serve`` meta graph found
+        (a corrupt file fails with DATA_LOSS, TF's ``Can't parse ... as binary
+        proto``), and when a signature has no Python function bound and
+        TensorFlow is installed, TensorFlow loads the model here (import,
+        variables, init ops), not on the first request. Without TensorFlow,
+        loading is reading and checking the signatures.
+        """
         return await asyncio.to_thread(self._load_sync, version)
 
     def _load_sync(self, version: int) -> dict[str, Signature]:
@@ -171,19 +155,18 @@ class SavedModel(ModelSource):
         path = version_dir(self.base_path, version)
         defs = read_signature_defs(path, tags=self.tags)
         fallback: Mapping[str, SignatureFunction] = {}
-        runner: _TensorFlowRunner | None = None
         if set(defs) - set(self.functions):
             if tensorflow_available():
-                runner = _TensorFlowRunner(self.name, path)
+                from tfs_async.testing import tf_runtime
+
+                fallback = tf_runtime.load_signature_functions(path, tags=self.tags)
             else:
                 fallback = reference_functions(self.base_path) or {}
         out: dict[str, Signature] = {}
         for key, proto in defs.items():
-            fn = self.functions.get(key)
-            if fn is None and runner is not None:
-                fn = runner.function(key)
+            fn = self.functions.get(key) or fallback.get(key)
             if fn is None:
-                fn = fallback.get(key) or _missing_function(self.name, version, key)
+                fn = _missing_function(self.name, version, key)
             out[key] = Signature.from_proto(proto, fn)
         return out
 

@@ -77,7 +77,10 @@ class ModelServer(ListenerAddresses):
         ssl_context: serve REST over HTTPS with this server-side context.
         core: a ready :class:`~tfs_async.testing.serving.ServerCore` to serve instead of
             building one (the server then neither starts nor stops it).
-        **core_options: further keyword arguments for :class:`ServerCore`.
+        **core_options: further keyword arguments for :class:`ServerCore`, among them
+            TF Serving's ``file_system_poll_wait_seconds`` (default 1),
+            ``allow_version_labels_for_unavailable_models`` and
+            ``enable_signature_method_name_check``.
 
     After :meth:`start` (or entering ``async with``), :attr:`grpc_target`,
     :attr:`rest_url`, :attr:`grpc_port` and :attr:`rest_port` tell where it listens.

@@ -51,7 +51,9 @@ class ServerCore(ModelManager):
 
     Takes :class:`~tfs_async.testing.model_manager.ModelManager`'s arguments plus
     ``tensor_content`` (Predict outputs in ``tensor_content`` instead of the
-    typed ``*_val`` fields: ``--enable_serialization_as_tensor_content``).
+    typed ``*_val`` fields: ``--enable_serialization_as_tensor_content``) and
+    ``enable_signature_method_name_check`` (TF Serving's flag of that name,
+    default off: see :class:`~tfs_async.testing.prediction_service.PredictionService`).
     """
 
     def __init__(
@@ -61,9 +63,10 @@ class ServerCore(ModelManager):
         config: ModelServerConfig | str | None = None,
         config_file: str | os.PathLike[str] | None = None,
         tensor_content: bool = False,
+        enable_signature_method_name_check: bool = False,
         allow_version_labels_for_unavailable_models: bool = False,
         load_delay: float = 0.0,
-        file_system_poll_wait_seconds: float = 0.0,
+        file_system_poll_wait_seconds: float = 1.0,
     ) -> None:
         super().__init__(
             models,
@@ -73,7 +76,11 @@ class ServerCore(ModelManager):
             load_delay=load_delay,
             file_system_poll_wait_seconds=file_system_poll_wait_seconds,
         )
-        self.prediction = PredictionService(self, tensor_content=tensor_content)
+        self.prediction = PredictionService(
+            self,
+            tensor_content=tensor_content,
+            enable_signature_method_name_check=enable_signature_method_name_check,
+        )
 
     @property
     def tensor_content(self) -> bool:

@@ -22,6 +22,18 @@ class ServingStatus(Exception):
         return f"ServingStatus({self.code.name}, {self.message!r})"
 
 
+class InvalidExampleError(ServingStatus, ValueError):
+    """A ``tf.Example`` feature that does not parse as the model expects.
+
+    INVALID_ARGUMENT with TensorFlow's ParseExample wording, as TF Serving
+    answers a Classify or Regress request with such an example. Also a
+    ``ValueError``, for code that catches that.
+    """
+
+    def __init__(self, message: str) -> None:
+        ServingStatus.__init__(self, StatusCode.INVALID_ARGUMENT, message)
+
+
 def invalid_argument(message: str) -> ServingStatus:
     """INVALID_ARGUMENT with ``message``."""
     return ServingStatus(StatusCode.INVALID_ARGUMENT, message)
