@@ -29,6 +29,7 @@ from tfs_async.errors import (
     InvalidInputError,
     NotFoundError,
     StatusCode,
+    TFServingError,
     UnavailableError,
 )
 from tfs_async.metadata_cache import MetadataCache
@@ -39,8 +40,8 @@ from tfs_async.options import (
     normalize_metadata,
 )
 from tfs_async.retry import RetryBudget, RetryPolicy, backoff_delay, call_with_retries
-from tfs_async.transport.base import CallOptions, Transport
-from tfs_async.transport.target import transport_for
+from tfs_async.transport.base import REST_FORMATS, CallOptions, RestFormat, Transport
+from tfs_async.transport.target import transport_for as transport_for  # the CLI imports it here
 from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
     DEFAULT_SIGNATURE,
@@ -57,12 +58,14 @@ from tfs_async.types import (
     PredictResult,
     RegressRequest,
     RegressResult,
+    SignatureSpec,
     VersionState,
 )
 from tfs_async.validation import (
-    check_inputs,
     check_output_filter,
+    has_untyped_inputs,
     name_single_input,
+    prepare_inputs,
 )
 
 if TYPE_CHECKING:
@@ -80,7 +83,18 @@ class _Shared:
         self.transport = transport
         self.budget = RetryBudget(policy.budget_ratio, policy.budget_min_retries)
         self.metadata = MetadataCache(metadata_ttl)
+        # Models whose server answered Predict but has no metadata route: when.
+        self.no_metadata: dict[tuple[str, int | None, str | None], float] = {}
         self.closed = False
+
+    def lacks_metadata(self, model: ModelSpec) -> bool:
+        since = self.no_metadata.get(MetadataCache.key(model))
+        return since is not None and time.monotonic() - since < self.metadata.ttl
+
+    def remember_no_metadata(self, model: ModelSpec) -> None:
+        if len(self.no_metadata) >= 1024:
+            self.no_metadata.clear()
+        self.no_metadata[MetadataCache.key(model)] = time.monotonic()
 
 
 _MAX_VERSION = 2**63 - 1
@@ -103,6 +117,15 @@ def _model(
             model=ModelSpec(name),
         )
     return spec
+
+
+def _rest_format(value: object) -> RestFormat | None:
+    if value is None:
+        return None
+    for known in REST_FORMATS:
+        if value == known:
+            return known
+    raise ValueError(f"rest_format must be one of {REST_FORMATS} or None, got {value!r}")
 
 
 def _examples(examples: Features | Sequence[Features]) -> Sequence[Features]:
@@ -128,6 +151,9 @@ class Client:
         max_connection_age: gRPC: seconds after which a channel is replaced, so that
             new replicas behind a DNS name get traffic.
         metadata_ttl: seconds a model's metadata stays cached.
+        rest_format: how REST Predict bodies are written: ``"columns"`` (TF
+            Serving's ``inputs``, the default) or ``"rows"`` (``instances``, for
+            servers that accept only that, such as KServe's v1 protocol).
 
     Use it as ``async with Client(...) as client:`` or call :meth:`close`.
     A client belongs to one event loop at a time.
@@ -148,6 +174,7 @@ class Client:
         tls: TLSConfig | None = None,
         max_connection_age: float | None = None,
         metadata_ttl: float = 60.0,
+        rest_format: RestFormat | None = None,
     ) -> None:
         options = ClientOptions(
             timeout=timeout,
@@ -166,12 +193,16 @@ class Client:
             )
         self._shared = _Shared(transport, options.retry, metadata_ttl)
         self._options = options
+        self._rest_format = _rest_format(rest_format)
 
     @classmethod
-    def _clone(cls, shared: _Shared, options: ClientOptions) -> Client:
+    def _clone(
+        cls, shared: _Shared, options: ClientOptions, rest_format: RestFormat | None
+    ) -> Client:
         client = cls.__new__(cls)
         client._shared = shared
         client._options = options
+        client._rest_format = rest_format
         return client
 
     @property
@@ -188,9 +219,13 @@ class Client:
         """A client sharing this one's transport, caches and budget, with other defaults.
 
         Takes the :class:`ClientOptions` fields: ``timeout``, ``max_retries``,
-        ``retry``, ``validate``, ``cast``, ``metadata``, ``compress``.
+        ``retry``, ``validate``, ``cast``, ``metadata``, ``compress``, and
+        ``rest_format``.
         """
-        return Client._clone(self._shared, self._options.merged(**overrides))
+        rest_format = self._rest_format
+        if "rest_format" in overrides:
+            rest_format = _rest_format(overrides.pop("rest_format"))
+        return Client._clone(self._shared, self._options.merged(**overrides), rest_format)
 
     async def __aenter__(self) -> Client:
         self._check_open()
@@ -230,10 +265,14 @@ class Client:
     ) -> T:
         self._check_open()
         options = self._options
-        metadata, compress = options.metadata, options.compress
+        metadata, compress, rest_format = options.metadata, options.compress, self._rest_format
 
         def attempt(left: float | None) -> Awaitable[T]:
-            return run(CallOptions(timeout=left, metadata=metadata, compress=compress))
+            return run(
+                CallOptions(
+                    timeout=left, metadata=metadata, compress=compress, rest_format=rest_format
+                )
+            )
 
         return await call_with_retries(
             attempt,
@@ -273,47 +312,68 @@ class Client:
         """
         spec = _model(model, version, label, signature)
         options = self._options
-        transport = self._shared.transport
-        started = time.monotonic()
+        shared = self._shared
+        transport = shared.transport
         time_left = options.timeout if timeout is None else timeout
         single = not isinstance(inputs, Mapping)
-        signature_info = None
-        filter_here = bool(output_filter) and (
-            options.validate or not transport.sends_output_filter
+        validate = options.validate
+        # The input rule (README, "Inputs"): numbers without a dtype of their own take
+        # the signature's. A wire with dtypes needs them converted here; over REST's
+        # JSON the server does it, so no metadata is fetched for it.
+        convert = validate or (
+            not transport.server_types_inputs
+            and (single or options.cast or has_untyped_inputs(inputs))
         )
-        if (
-            single
-            or options.validate
-            or options.cast
-            or filter_here
-            or transport.wants_signature_info
-        ):
-            metadata = await self._cached_metadata(spec, time_left)
-            signature_info = metadata.signatures.get(signature or DEFAULT_SIGNATURE)
+        signature_name = signature or DEFAULT_SIGNATURE
+        signature_info: SignatureSpec | None = None
+        metadata = shared.metadata.peek(spec)
+        without_metadata = False
+        if metadata is None:
+            needed = single or convert
+            # Otherwise only the answer's decoding would use it (a single output's name,
+            # dtypes): fetched if the transport wants it and the server has it.
+            if needed or (transport.wants_signature_info and not shared.lacks_metadata(spec)):
+                started = time.monotonic()
+                try:
+                    metadata = await self._cached_metadata(spec, time_left)
+                except TFServingError:
+                    if needed:
+                        raise
+                    # A server without TF Serving's metadata route (KServe v1, gateways
+                    # exposing only :predict): the answer names and types the outputs.
+                    without_metadata = True
+                if time_left is not None:
+                    # One deadline for the whole call, the metadata fetch included.
+                    time_left = max(time_left - (time.monotonic() - started), 1e-3)
+        if metadata is not None:
+            signature_info = metadata.signatures.get(signature_name)
             if signature_info is None:
                 # What gRPC Predict answers (REST would say INVALID_ARGUMENT): one error
                 # class whatever the protocol.
                 raise FailedPreconditionError(
-                    f'Serving signature key "{signature or DEFAULT_SIGNATURE}" not found.',
+                    f'Serving signature key "{signature_name}" not found.',
                     http_status=transport.http_status_for(StatusCode.FAILED_PRECONDITION),
                     model=spec,
                 )
-            if time_left is not None:
-                # One deadline for the whole call, the metadata fetch included.
-                time_left = max(time_left - (time.monotonic() - started), 1e-3)
         named: Mapping[str, Any] = inputs
         if single:
             assert signature_info is not None
             named = name_single_input(inputs, signature_info, spec)
-        if signature_info is not None and (options.validate or options.cast):
-            named = check_inputs(named, signature_info, spec, cast=options.cast)
-        if filter_here:
-            # A transport that cannot send the filter relies on this check (the
-            # server's own, done here); otherwise it is the optional validation.
-            assert output_filter is not None
+        if signature_info is not None and (convert or options.cast):
+            named = prepare_inputs(
+                named, signature_info, spec, cast=options.cast, validate=validate
+            )
+        if output_filter and (validate or not transport.sends_output_filter):
+            # Repeated names always; unknown names when the signature is known (else
+            # the transport checks them against the answer, as the server would).
             check_output_filter(output_filter, signature_info, spec)
         request = PredictRequest(spec, named, tuple(output_filter or ()), signature_info)
-        return await self._call(lambda o: transport.predict(request, o), spec, time_left)
+        result = await self._call(lambda o: transport.predict(request, o), spec, time_left)
+        if without_metadata:
+            # The model answered, so the metadata route is what is missing: do not ask
+            # again for a while.
+            shared.remember_no_metadata(spec)
+        return result
 
     def batcher(
         self,

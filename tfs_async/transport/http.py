@@ -38,7 +38,7 @@ from tfs_async.errors import (
     error_from_http,
     http_status_for_code,
 )
-from tfs_async.transport.base import CallOptions, Transport
+from tfs_async.transport.base import REST_FORMATS, CallOptions, RestFormat, Transport
 from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
     DEFAULT_SIGNATURE,
@@ -113,6 +113,8 @@ class HttpTransport(Transport):
         ssl_context: a ready SSLContext, instead of ``tls``.
         headers: sent with every request (e.g. authorization).
         keepalive_timeout: seconds an idle connection is kept open.
+        rest_format: Predict bodies as ``"columns"`` (``inputs``, the default) or
+            ``"rows"`` (``instances``); a call's ``CallOptions.rest_format`` wins.
 
     REST has no MultiInference nor HandleReloadConfigRequest: those raise
     UnimplementedError before anything is sent. REST cannot send an
@@ -121,9 +123,12 @@ class HttpTransport(Transport):
     """
 
     protocol = "http"
-    #: Predict over REST needs the signature to name a single unnamed output and
-    #: to give outputs their declared dtypes; the client fetches it (cached).
+    #: The signature names a single unnamed output and gives the outputs their
+    #: declared dtypes; without it (servers with no metadata route) the answer
+    #: names and types them (:func:`~tfs_async.codec.json.decode_predict_body`).
     wants_signature_info = True
+    #: JSON carries no dtypes: the server reads numbers into its signature's.
+    server_types_inputs = True
     #: REST's Predict has no output filter: the transport picks the asked outputs
     #: from the answer; the caller has checked their names against the signature.
     sends_output_filter = False
@@ -141,6 +146,7 @@ class HttpTransport(Transport):
         ssl_context: ssl.SSLContext | None = None,
         headers: Mapping[str, str] | None = None,
         keepalive_timeout: float = 30.0,
+        rest_format: RestFormat = "columns",
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -149,6 +155,9 @@ class HttpTransport(Transport):
             raise ValueError(f"the base URL must have no path or query: {base_url!r}")
         if pool_size < 1:
             raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+        if rest_format not in REST_FORMATS:
+            raise ValueError(f"rest_format must be one of {REST_FORMATS}, got {rest_format!r}")
+        self.rest_format: RestFormat = rest_format
         self.base_url = f"{parts.scheme}://{parts.netloc}"
         self.pool_size = pool_size
         self._ssl: ssl.SSLContext | bool = True
@@ -293,21 +302,31 @@ class HttpTransport(Transport):
     # -- the calls ---------------------------------------------------------------
 
     async def predict(self, request: PredictRequest, options: CallOptions) -> PredictResult:
-        """Run Predict (columnar ``inputs`` JSON); outputs named and typed from the signature."""
+        """Run Predict (``inputs`` or ``instances`` JSON); no metadata needed.
+
+        Outputs are named and typed from the answer (see
+        :func:`~tfs_async.codec.json.decode_predict_body`), or from
+        ``request.signature_info`` when the caller has it.
+        """
         model = request.model
         signature = request.signature_info
-        body = json_codec.encode_predict_body(request.inputs, signature_name=model.signature)
+        rows = (options.rest_format or self.rest_format) == "rows"
+        body = json_codec.encode_predict_body(
+            request.inputs, signature_name=model.signature, row_format=rows
+        )
         data = await self._exchange("POST", self._url(model, ":predict"), body, options, model)
         try:
             outputs = json_codec.decode_predict_body(
                 data, signature=signature, output_filter=tuple(request.output_filter)
             )
-        except TFServingError:
+        except TFServingError as error:
+            # An output_filter name the answer lacks: what the server would have said.
+            error.model = error.model or model
+            if error.http_status is None and error.code == StatusCode.INVALID_ARGUMENT:
+                error.http_status = http_status_for_code(error.code)
             raise
         except (ValueError, TypeError, KeyError) as error:
             raise ResponseDecodeError(f"bad predict response: {error}", model=model) from error
-        if request.output_filter:
-            outputs = {name: outputs[name] for name in request.output_filter if name in outputs}
         # REST answers carry no model spec: echo the request's, as gRPC would resolve it.
         resolved = ModelSpec(
             model.name, version=model.version, signature=model.signature or DEFAULT_SIGNATURE
