@@ -208,7 +208,8 @@ def prepare_inputs(
       it (integers into any numeric dtype, checked for range; floats into float
       dtypes), so they get the same answer over gRPC as over REST.
     * Other numpy arrays keep their dtype; ``cast`` converts them where numpy's
-      ``same_kind`` rules allow (values that do not fit raise InvalidInputError).
+      ``same_kind`` rules or TF Serving's REST API allow (integers into any
+      numeric dtype); values that do not fit raise InvalidInputError.
     * ``validate`` checks names, dtypes and shapes afterwards (InvalidInputError);
       without it, whatever does not match is sent as it is, for the server to judge.
 
@@ -241,7 +242,10 @@ def prepare_inputs(
             and value.dtype != expected
             and expected.kind != "O"
             and value.dtype.kind not in "SUO"
-            and np.can_cast(value.dtype, expected, "same_kind")
+            and (
+                np.can_cast(value.dtype, expected, "same_kind")
+                or _json_castable(value.dtype, expected)
+            )
         ):
             value = _cast(name, value, expected, spec, model)
         # Unchanged values go as the caller gave them (a list of str stays str items).
