@@ -103,8 +103,35 @@ def _string_value(items: npt.NDArray[Any]) -> Any:
     return out.reshape(items.shape).tolist()
 
 
+# numpy arrays orjson writes straight from their buffer as TF Serving reads them.
+_PLAIN_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (
+        np.float32,
+        np.float64,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.bool_,
+    )
+)
+
+
 def _prepare(value: Any, name: str) -> tuple[tuple[int, ...], Any]:
     """(shape, payload): a native C-order numeric array, or nested lists of strings."""
+    if (
+        type(value) is np.ndarray
+        and value.dtype in _PLAIN_DTYPES
+        and value.ndim
+        and value.flags.c_contiguous
+    ):
+        # The common case, without to_array's checks (they cannot fail for it).
+        return value.shape, value
     arr = to_array(value, name=name)  # validates: ragged, None, mixed, dtype
     kind = arr.dtype.kind
     if kind in "SUO":
@@ -162,7 +189,18 @@ def encode_predict_body(
         doc["signature_name"] = signature_name
     prepared = {name: _prepare(value, name) for name, value in inputs.items()}
     if not row_format:
-        doc["inputs"] = {name: _finish(payload) for name, (_, payload) in prepared.items()}
+        plain = {name: payload for name, (_, payload) in prepared.items()}
+        doc["inputs"] = plain
+        try:
+            body = orjson.dumps(doc, option=_NUMPY)
+        except TypeError:  # orjson.JSONEncodeError: a rank-0 array, say
+            pass
+        else:
+            # orjson writes NaN and +-inf as null (TF wants its bare tokens); a numeric
+            # array cannot hold null otherwise, so only then is the slower path needed.
+            if b"null" not in body:
+                return body
+        doc["inputs"] = {name: _finish(payload) for name, payload in plain.items()}
     else:
         doc["instances"] = _instances(prepared)
     return orjson.dumps(doc, option=_NUMPY)

@@ -175,6 +175,7 @@ class HttpTransport(Transport):
         self._guard: asyncio.Task[None] | None = None
         self._pid = os.getpid()
         self._urls: dict[tuple[ModelSpec, str], URL] = {}
+        self._resolved_specs: dict[ModelSpec, ModelSpec] = {}
         self._closed = False
 
     # -- connections -------------------------------------------------------------
@@ -227,6 +228,18 @@ class HttpTransport(Transport):
                 self._guard.cancel()
                 await asyncio.gather(self._guard, return_exceptions=True)
 
+    def _resolved(self, model: ModelSpec) -> ModelSpec:
+        # REST answers carry no model spec: echo the request's, as gRPC would resolve it.
+        resolved = self._resolved_specs.get(model)
+        if resolved is None:
+            if len(self._resolved_specs) >= 1024:
+                self._resolved_specs.clear()
+            resolved = ModelSpec(
+                model.name, version=model.version, signature=model.signature or DEFAULT_SIGNATURE
+            )
+            self._resolved_specs[model] = resolved
+        return resolved
+
     def _url(self, model: ModelSpec, suffix: str = "") -> URL:
         key = (model, suffix)
         url = self._urls.get(key)
@@ -248,11 +261,15 @@ class HttpTransport(Transport):
         session = self._bind_loop()
         slots = self._slots
         assert slots is not None
-        headers: dict[str, str] = dict(_JSON_HEADERS) if body is not None else {}
-        headers.update(options.metadata)
-        if body is not None and options.compress:
-            body = gzip.compress(body, compresslevel=5)
-            headers["Content-Encoding"] = "gzip"
+        headers: Mapping[str, str]
+        if body is not None and not options.metadata and not options.compress:
+            headers = _JSON_HEADERS  # the common case: no dict per call (aiohttp copies it)
+        else:
+            headers = dict(_JSON_HEADERS) if body is not None else {}
+            headers.update(options.metadata)
+            if body is not None and options.compress:
+                body = gzip.compress(body, compresslevel=5)
+                headers["Content-Encoding"] = "gzip"
         kwargs: dict[str, Any] = {}
         if self._server_name is not None:
             kwargs["server_hostname"] = self._server_name
@@ -327,11 +344,7 @@ class HttpTransport(Transport):
             raise
         except (ValueError, TypeError, KeyError) as error:
             raise ResponseDecodeError(f"bad predict response: {error}", model=model) from error
-        # REST answers carry no model spec: echo the request's, as gRPC would resolve it.
-        resolved = ModelSpec(
-            model.name, version=model.version, signature=model.signature or DEFAULT_SIGNATURE
-        )
-        return PredictResult(outputs, model=resolved)
+        return PredictResult(outputs, model=self._resolved(model))
 
     async def classify(self, request: ClassifyRequest, options: CallOptions) -> ClassifyResult:
         """Run Classify (``examples`` JSON, ``results`` answer)."""
