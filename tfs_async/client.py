@@ -17,6 +17,7 @@ metadata cache; the transport below it performs single exchanges.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -102,6 +103,7 @@ _MAX_VERSION = 2**63 - 1
 _MAX_POLL_INTERVAL = 1.0
 
 
+@functools.lru_cache(maxsize=1024)  # specs are frozen: one per distinct call target
 def _model(
     name: str, version: int | None, label: str | None, signature: str | None = None
 ) -> ModelSpec:
