@@ -243,9 +243,6 @@ def _estimate_s(
 
 #: how much larger than its probed payload a payload's time is estimated from
 _MAX_SCALE = 100
-#: an SDK contender is measured on every payload: one request at concurrency 1 where
-#: a full cell does not fit, unless a request would take over this many cells' time
-_ONE_REQUEST_CELLS = 4
 
 
 async def _prepared(
@@ -260,7 +257,7 @@ async def _prepared(
         return cache[key]
     ready: _Ready | None = None
     estimate = _estimate_s(cache, contender, payload)
-    limit = plan.max_cell_s * (_ONE_REQUEST_CELLS if contender.role == "sdk" else 1)
+    limit = max(plan.max_cell_s, plan.max_one_request_s if contender.role == "sdk" else 0.0)
     if estimate is not None and estimate * 2 > limit:
         result.notes.append(
             f"{contender.key} on {payload.name}: skipped without sending, a request would take "
@@ -313,7 +310,7 @@ def _one_request(
         and level == 1
         and repeat == 0
         and not plan.fits_time(ready.probe_s, 1)
-        and ready.probe_s * 2 <= plan.max_cell_s * _ONE_REQUEST_CELLS
+        and ready.probe_s * 2 <= plan.max_one_request_s
     )
 
 
