@@ -270,7 +270,8 @@ async def _bench(
         ratio = f"{v.latency_ratio:.2f}x" if v.latency_ratio else "-"
         tp = v.throughput_winner or "?"
         tp_ratio = f"{v.throughput_ratio:.2f}x" if v.throughput_ratio else "-"
-        print(f"{v.payload:>20}: latency {winner} by {ratio}; throughput {tp} by {tp_ratio}")
+        about = " (estimated: " + ", ".join(v.estimated) + " not sent)" if v.estimated else ""
+        print(f"{v.payload:>20}: latency {winner} by {ratio}; throughput {tp} by {tp_ratio}{about}")
     errors = sum(a.error_count + a.warmup_errors for a in aggs.values())
     print(f"results: {files.markdown} {files.json} ({len(files.plots)} plots)")
     if errors:

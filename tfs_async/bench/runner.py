@@ -264,6 +264,7 @@ async def _prepared(
             f"about {estimate:.1f} s (its smaller payloads' time scaled by size), over the "
             f"plan's {limit:g} s"
         )
+        result.estimated_s.setdefault(payload.name, {})[contender.key] = estimate
         cache[key] = None
         return None
     try:
