@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from client_support import within
 
 from tfs_async.bench.aggregate import aggregate
 from tfs_async.bench.contenders import ClientContender, Contender, Endpoints
@@ -39,7 +40,7 @@ async def test_a_payload_too_slow_for_a_cell_still_gets_a_verdict() -> None:
         max_one_request_s=TIMEOUT,
     )
     contenders: list[Contender] = [ClientContender("grpc"), ClientContender("http")]
-    async with asyncio.timeout(TIMEOUT), ModelServer(benchmark_models()) as server:
+    async with within(TIMEOUT), ModelServer(benchmark_models()) as server:
         endpoints = Endpoints(server.grpc_target, server.rest_url, TargetModel())
         result = await run_sweep(endpoints, contenders, plan, target_description="test")
     cells = {(c.contender, c.payload, c.concurrency) for c in result.cells if c.role == "sdk"}
@@ -65,7 +66,7 @@ async def test_uvloop_contenders_join_the_result_as_their_own_lines() -> None:
         open_loop=False,
         codec_budget_s=0.005,
     )
-    async with asyncio.timeout(TIMEOUT), ModelServer(benchmark_models()) as server:
+    async with within(TIMEOUT), ModelServer(benchmark_models()) as server:
         endpoints = Endpoints(server.grpc_target, server.rest_url, TargetModel())
         result = await run_sweep(
             endpoints, [ClientContender("grpc")], plan, target_description="test"

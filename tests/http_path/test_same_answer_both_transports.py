@@ -98,8 +98,11 @@ async def _outcome(client: Client, dtype_name: str, value: Any) -> Outcome:
 async def test_every_form_gets_the_same_answer_over_both_transports(
     server: ModelServer, dtype_name: str, options: dict[str, bool]
 ) -> None:
-    grpc_client = Client(f"grpc://{server.grpc_target}", timeout=STEP, max_retries=0, **options)
-    http_client = Client(server.rest_url, timeout=STEP, max_retries=0, **options)
+    cast, validate = options.get("cast", False), options.get("validate", False)
+    grpc_client = Client(
+        f"grpc://{server.grpc_target}", timeout=STEP, max_retries=0, cast=cast, validate=validate
+    )
+    http_client = Client(server.rest_url, timeout=STEP, max_retries=0, cast=cast, validate=validate)
     wanted = np.dtype(DTYPES[dtype_name])
     async with grpc_client, http_client:
         for form, value in FORMS.items():
