@@ -309,8 +309,16 @@ class Client:
 
         ``inputs`` is a dict of arrays (anything ``numpy.asarray`` takes), or one
         array for a single-input signature (its name comes from the metadata).
-        ``output_filter`` asks for some outputs only. ``timeout`` overrides the
-        client's for this call. ``result.model`` is the model spec the server used.
+        Plain Python numbers and numpy float64/int64 arrays take the signature's
+        dtype over every transport; other arrays keep theirs unless ``cast``
+        (:func:`~tfs_async.validation.prepare_inputs`). ``output_filter`` asks for
+        some outputs only. ``timeout`` overrides the client's for this call.
+        ``result.model`` is the model spec the server used.
+
+        Over REST the metadata is used where the server has it; a server without
+        TF Serving's metadata route (KServe v1 and the like) still answers: the
+        outputs are then named and typed from the JSON
+        (:func:`~tfs_async.codec.json.decode_predict_body`).
         """
         spec = _model(model, version, label, signature)
         options = self._options
