@@ -29,6 +29,7 @@ from tfs_async.errors import (
     InvalidArgumentError,
     InvalidInputError,
     NotFoundError,
+    ResourceExhaustedError,
     StatusCode,
     TFServingError,
     UnavailableError,
@@ -346,8 +347,11 @@ class Client:
                 started = time.monotonic()
                 try:
                     metadata = await self._cached_metadata(spec, time_left)
-                except TFServingError:
-                    if needed:
+                except TFServingError as error:
+                    if needed or isinstance(
+                        error, (UnavailableError, DeadlineExceededError, ResourceExhaustedError)
+                    ):
+                        # Needed, or the server itself is out of reach: Predict would be too.
                         raise
                     # A server without TF Serving's metadata route (KServe v1, gateways
                     # exposing only :predict): the answer names and types the outputs.
