@@ -17,6 +17,7 @@ metadata cache; the transport below it performs single exchanges.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,7 +29,9 @@ from tfs_async.errors import (
     InvalidArgumentError,
     InvalidInputError,
     NotFoundError,
+    ResourceExhaustedError,
     StatusCode,
+    TFServingError,
     UnavailableError,
 )
 from tfs_async.metadata_cache import MetadataCache
@@ -39,8 +42,8 @@ from tfs_async.options import (
     normalize_metadata,
 )
 from tfs_async.retry import RetryBudget, RetryPolicy, backoff_delay, call_with_retries
-from tfs_async.transport.base import CallOptions, Transport
-from tfs_async.transport.target import transport_for
+from tfs_async.transport.base import REST_FORMATS, CallOptions, RestFormat, Transport
+from tfs_async.transport.target import transport_for as transport_for  # the CLI imports it here
 from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
     DEFAULT_SIGNATURE,
@@ -57,12 +60,14 @@ from tfs_async.types import (
     PredictResult,
     RegressRequest,
     RegressResult,
+    SignatureSpec,
     VersionState,
 )
 from tfs_async.validation import (
-    check_inputs,
     check_output_filter,
+    has_untyped_inputs,
     name_single_input,
+    prepare_inputs,
 )
 
 if TYPE_CHECKING:
@@ -80,7 +85,18 @@ class _Shared:
         self.transport = transport
         self.budget = RetryBudget(policy.budget_ratio, policy.budget_min_retries)
         self.metadata = MetadataCache(metadata_ttl)
+        # Models whose server answered Predict but has no metadata route: when.
+        self.no_metadata: dict[tuple[str, int | None, str | None], float] = {}
         self.closed = False
+
+    def lacks_metadata(self, model: ModelSpec) -> bool:
+        since = self.no_metadata.get(MetadataCache.key(model))
+        return since is not None and time.monotonic() - since < self.metadata.ttl
+
+    def remember_no_metadata(self, model: ModelSpec) -> None:
+        if len(self.no_metadata) >= 1024:
+            self.no_metadata.clear()
+        self.no_metadata[MetadataCache.key(model)] = time.monotonic()
 
 
 _MAX_VERSION = 2**63 - 1
@@ -88,6 +104,7 @@ _MAX_VERSION = 2**63 - 1
 _MAX_POLL_INTERVAL = 1.0
 
 
+@functools.lru_cache(maxsize=1024)  # specs are frozen: one per distinct call target
 def _model(
     name: str, version: int | None, label: str | None, signature: str | None = None
 ) -> ModelSpec:
@@ -103,6 +120,15 @@ def _model(
             model=ModelSpec(name),
         )
     return spec
+
+
+def _rest_format(value: object) -> RestFormat | None:
+    if value is None:
+        return None
+    for known in REST_FORMATS:
+        if value == known:
+            return known
+    raise ValueError(f"rest_format must be one of {REST_FORMATS} or None, got {value!r}")
 
 
 def _examples(examples: Features | Sequence[Features]) -> Sequence[Features]:
@@ -136,6 +162,9 @@ class Client:
         max_message_size: largest request and response in bytes; larger ones fail
             with MessageTooLargeError, never retried (gRPC default: TF Serving's
             2 GiB - 1; HTTP: no limit).
+        rest_format: how REST Predict bodies are written: ``"columns"`` (TF
+            Serving's ``inputs``, the default) or ``"rows"`` (``instances``, for
+            servers that accept only that, such as KServe's v1 protocol).
 
     Bad targets and options raise ValueError here, before anything is dialled.
 
@@ -160,6 +189,7 @@ class Client:
         metadata_ttl: float = 60.0,
         wait_for_ready: bool = True,
         max_message_size: int | None = None,
+        rest_format: RestFormat | None = None,
     ) -> None:
         if not metadata_ttl >= 0:
             raise ValueError(f"metadata_ttl must be >= 0 seconds, got {metadata_ttl!r}")
@@ -185,12 +215,16 @@ class Client:
             )
         self._shared = _Shared(transport, options.retry, metadata_ttl)
         self._options = options
+        self._rest_format = _rest_format(rest_format)
 
     @classmethod
-    def _clone(cls, shared: _Shared, options: ClientOptions) -> Client:
+    def _clone(
+        cls, shared: _Shared, options: ClientOptions, rest_format: RestFormat | None
+    ) -> Client:
         client = cls.__new__(cls)
         client._shared = shared
         client._options = options
+        client._rest_format = rest_format
         return client
 
     @property
@@ -208,9 +242,12 @@ class Client:
 
         Takes the :class:`ClientOptions` fields: ``timeout``, ``max_retries``,
         ``retry``, ``validate``, ``cast``, ``metadata``, ``compress``,
-        ``wait_for_ready``.
+        ``wait_for_ready`` and ``rest_format``.
         """
-        return Client._clone(self._shared, self._options.merged(**overrides))
+        rest_format = self._rest_format
+        if "rest_format" in overrides:
+            rest_format = _rest_format(overrides.pop("rest_format"))
+        return Client._clone(self._shared, self._options.merged(**overrides), rest_format)
 
     async def __aenter__(self) -> Client:
         self._check_open()
@@ -250,13 +287,17 @@ class Client:
     ) -> T:
         self._check_open()
         options = self._options
-        metadata, compress = options.metadata, options.compress
+        metadata, compress, rest_format = options.metadata, options.compress, self._rest_format
         ready = options.wait_for_ready
 
         def attempt(left: float | None) -> Awaitable[T]:
             return run(
                 CallOptions(
-                    timeout=left, metadata=metadata, compress=compress, wait_for_ready=ready
+                    timeout=left,
+                    metadata=metadata,
+                    compress=compress,
+                    wait_for_ready=ready,
+                    rest_format=rest_format,
                 )
             )
 
@@ -301,52 +342,84 @@ class Client:
 
         ``inputs`` is a dict of arrays (anything ``numpy.asarray`` takes), or one
         array for a single-input signature (its name comes from the metadata).
-        ``output_filter`` asks for some outputs only. ``timeout`` overrides the
-        client's for this call. ``result.model`` is the model spec the server used.
+        Plain Python numbers and numpy float64/int64 arrays take the signature's
+        dtype over every transport; other arrays keep theirs unless ``cast``
+        (:func:`~tfs_async.validation.prepare_inputs`). ``output_filter`` asks for
+        some outputs only. ``timeout`` overrides the client's for this call.
+        ``result.model`` is the model spec the server used.
+
+        Over REST the metadata is used where the server has it; a server without
+        TF Serving's metadata route (KServe v1 and the like) still answers: the
+        outputs are then named and typed from the JSON
+        (:func:`~tfs_async.codec.json.decode_predict_body`).
         """
         spec = _model(model, version, label, signature)
         options = self._options
-        transport = self._shared.transport
-        started = time.monotonic()
+        shared = self._shared
+        transport = shared.transport
         time_left = options.timeout if timeout is None else timeout
         single = not isinstance(inputs, Mapping)
-        signature_info = None
-        filter_here = bool(output_filter) and (
-            options.validate or not transport.sends_output_filter
+        validate = options.validate
+        # The input rule (README, "Inputs"): numbers without a dtype of their own take
+        # the signature's. A wire with dtypes needs them converted here; over REST's
+        # JSON the server does it, so no metadata is fetched for it.
+        convert = validate or (
+            not transport.server_types_inputs
+            and (single or options.cast or has_untyped_inputs(inputs))
         )
-        if (
-            single
-            or options.validate
-            or options.cast
-            or filter_here
-            or transport.wants_signature_info
-        ):
-            metadata = await self._cached_metadata(spec, time_left)
-            signature_info = metadata.signatures.get(signature or DEFAULT_SIGNATURE)
+        signature_name = signature or DEFAULT_SIGNATURE
+        signature_info: SignatureSpec | None = None
+        metadata = shared.metadata.peek(spec)
+        without_metadata = False
+        if metadata is None:
+            needed = single or convert
+            # Otherwise only the answer's decoding would use it (a single output's name,
+            # dtypes): fetched if the transport wants it and the server has it.
+            if needed or (transport.wants_signature_info and not shared.lacks_metadata(spec)):
+                started = time.monotonic()
+                try:
+                    metadata = await self._cached_metadata(spec, time_left)
+                except TFServingError as error:
+                    if needed or isinstance(
+                        error, (UnavailableError, DeadlineExceededError, ResourceExhaustedError)
+                    ):
+                        # Needed, or the server itself is out of reach: Predict would be too.
+                        raise
+                    # A server without TF Serving's metadata route (KServe v1, gateways
+                    # exposing only :predict): the answer names and types the outputs.
+                    without_metadata = True
+                if time_left is not None:
+                    # One deadline for the whole call, the metadata fetch included.
+                    time_left = max(time_left - (time.monotonic() - started), 1e-3)
+        if metadata is not None:
+            signature_info = metadata.signatures.get(signature_name)
             if signature_info is None:
                 # What gRPC Predict answers (REST would say INVALID_ARGUMENT): one error
                 # class whatever the protocol.
                 raise FailedPreconditionError(
-                    f'Serving signature key "{signature or DEFAULT_SIGNATURE}" not found.',
+                    f'Serving signature key "{signature_name}" not found.',
                     http_status=transport.http_status_for(StatusCode.FAILED_PRECONDITION),
                     model=spec,
                 )
-            if time_left is not None:
-                # One deadline for the whole call, the metadata fetch included.
-                time_left = max(time_left - (time.monotonic() - started), 1e-3)
         named: Mapping[str, Any] = inputs
         if single:
             assert signature_info is not None
             named = name_single_input(inputs, signature_info, spec)
-        if signature_info is not None and (options.validate or options.cast):
-            named = check_inputs(named, signature_info, spec, cast=options.cast)
-        if filter_here:
-            # A transport that cannot send the filter relies on this check (the
-            # server's own, done here); otherwise it is the optional validation.
-            assert output_filter is not None
+        if signature_info is not None and (convert or options.cast):
+            named = prepare_inputs(
+                named, signature_info, spec, cast=options.cast, validate=validate
+            )
+        if output_filter and (validate or not transport.sends_output_filter):
+            # Repeated names always; unknown names when the signature is known (else
+            # the transport checks them against the answer, as the server would).
             check_output_filter(output_filter, signature_info, spec)
         request = PredictRequest(spec, named, tuple(output_filter or ()), signature_info)
-        return await self._call(lambda o: transport.predict(request, o), spec, time_left)
+        result = await self._call(lambda o: transport.predict(request, o), spec, time_left)
+        if without_metadata:
+            # The model answered, so the metadata route is what is missing: do not ask
+            # again for a while.
+            shared.remember_no_metadata(spec)
+        return result
 
     def batcher(
         self,

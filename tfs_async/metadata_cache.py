@@ -63,6 +63,13 @@ class MetadataCache:
         finally:
             self._pending.pop(key, None)
 
+    def peek(self, model: ModelSpec) -> ModelMetadata | None:
+        """The cached metadata if it is there and fresh, else ``None``; never fetches."""
+        entry = self._entries.get(self.key(model))
+        if entry is not None and time.monotonic() - entry[0] < self.ttl:
+            return entry[1]
+        return None
+
     def invalidate(self, model: ModelSpec | None = None) -> None:
         """Forget one model's metadata (every version and label), or everything."""
         if model is None:

@@ -31,8 +31,15 @@ __all__ = [
     "check_inputs",
     "check_output_filter",
     "describe_signature",
+    "has_untyped_inputs",
     "name_single_input",
+    "prepare_inputs",
 ]
+
+# numpy's default dtypes for Python floats and ints: an array in one of them says
+# "numbers", not "this exact dtype", so it takes the signature's dtype, as a JSON
+# number does when TF Serving's REST API reads it.
+_DEFAULT_DTYPES = (np.dtype(np.float64), np.dtype(np.int64))
 
 
 def _describe(spec: TensorSpec) -> str:
@@ -147,6 +154,103 @@ def check_inputs(
         _check_shape(name, value, spec, model)
         checked[name] = value
     return checked
+
+
+def has_untyped_inputs(inputs: Mapping[str, Any]) -> bool:
+    """Whether some input is a plain Python value or a numpy float64/int64 array.
+
+    Those take the signature's dtype (see :func:`prepare_inputs`).
+
+    >>> has_untyped_inputs({"x": np.zeros(2, np.float32)}), has_untyped_inputs({"x": [1.0]})
+    (False, True)
+    """
+    for value in inputs.values():
+        if not isinstance(value, np.ndarray) or value.dtype in _DEFAULT_DTYPES:
+            return True
+    return False
+
+
+def _json_castable(source: np.dtype[Any], target: np.dtype[Any]) -> bool:
+    # What TF Serving's REST parser accepts for a JSON number of this kind.
+    if source.kind in "iu":
+        return target.kind in "iuf"
+    if source.kind == "f":
+        return target.kind == "f"
+    return False
+
+
+def _take_signature_dtype(
+    name: str, value: npt.NDArray[Any], spec: TensorSpec, model: ModelSpec
+) -> npt.NDArray[Any]:
+    expected = spec.numpy_dtype
+    if expected is None or value.dtype == expected or not _json_castable(value.dtype, expected):
+        # Not a number the signature takes: sent as it is, the server (or validate) decides.
+        return value
+    if value.dtype.kind == "f":
+        # As TF Serving reads a JSON number into DT_FLOAT: out of range is +-inf, no error.
+        with np.errstate(over="ignore"):
+            return value.astype(expected)
+    return _cast(name, value, expected, spec, model)
+
+
+def prepare_inputs(
+    inputs: Mapping[str, Any],
+    signature: SignatureSpec,
+    model: ModelSpec,
+    *,
+    cast: bool,
+    validate: bool,
+) -> dict[str, Any]:
+    """The inputs as they are sent, given the signature: the one input rule of the client.
+
+    * Plain Python values (numbers, lists, scalars) and numpy float64/int64 arrays
+      take the signature's dtype where TF Serving's REST API would read them into
+      it (integers into any numeric dtype, checked for range; floats into float
+      dtypes), so they get the same answer over gRPC as over REST.
+    * Other numpy arrays keep their dtype; ``cast`` converts them where numpy's
+      ``same_kind`` rules or TF Serving's REST API allow (integers into any
+      numeric dtype); values that do not fit raise InvalidInputError.
+    * ``validate`` checks names, dtypes and shapes afterwards (InvalidInputError);
+      without it, whatever does not match is sent as it is, for the server to judge.
+
+    >>> from tfs_async.types import TensorSpec
+    >>> x = TensorSpec("x", "DT_FLOAT", (-1, 1), numpy_dtype=np.dtype("float32"))
+    >>> sig = SignatureSpec("serving_default", "tensorflow/serving/predict", {"x": x}, {})
+    >>> prepare_inputs({"x": [1.0, 2.0, 5.0]}, sig, ModelSpec("m"), cast=True, validate=False)
+    {'x': array([1., 2., 5.], dtype=float32)}
+    """
+    if validate:
+        return check_inputs(
+            prepare_inputs(inputs, signature, model, cast=cast, validate=False),
+            signature,
+            model,
+            cast=False,
+        )
+    prepared: dict[str, Any] = {}
+    for name, raw in inputs.items():
+        spec = signature.inputs.get(name)
+        typed = isinstance(raw, np.ndarray) and raw.dtype not in _DEFAULT_DTYPES
+        if spec is None or (typed and not cast):
+            prepared[name] = raw
+            continue
+        array = raw if isinstance(raw, np.ndarray) else np.asarray(raw)
+        value = array if typed else _take_signature_dtype(name, array, spec, model)
+        expected = spec.numpy_dtype
+        if (
+            cast
+            and expected is not None
+            and value.dtype != expected
+            and expected.kind != "O"
+            and value.dtype.kind not in "SUO"
+            and (
+                np.can_cast(value.dtype, expected, "same_kind")
+                or _json_castable(value.dtype, expected)
+            )
+        ):
+            value = _cast(name, value, expected, spec, model)
+        # Unchanged values go as the caller gave them (a list of str stays str items).
+        prepared[name] = raw if value is array else value
+    return prepared
 
 
 def check_output_filter(

@@ -86,6 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     output.add_argument("--stem", default="protocol", help="file name stem of the results")
     output.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    sweep.add_argument(
+        "--no-uvloop",
+        action="store_true",
+        help="skip the uvloop pass (run when the optional uvloop package is installed)",
+    )
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -116,6 +121,7 @@ def build_contenders(
         optional_baselines,
     )
     from tfs_async.bench.contenders import ClientContender, Contender
+    from tfs_async.bench.variants import lean_http_contenders
 
     contenders: list[Contender] = []
     if "grpc" in protocols:
@@ -127,6 +133,9 @@ def build_contenders(
             TypicalHttpBaseline(),
         ]
     extra, notes = optional_baselines()
+    # The lean HTTP transport ("tfs_async/http+lean"), when it is available.
+    lean, lean_notes = lean_http_contenders(pool_size)
+    extra, notes = [*extra, *lean], [*notes, *lean_notes]
     contenders += [c for c in extra if c.protocol in protocols]
     if only:
         unknown = set(only) - {c.key for c in contenders}
@@ -137,6 +146,31 @@ def build_contenders(
             )
         contenders = [c for c in contenders if c.key in only]
     return contenders, notes
+
+
+async def _uvloop_pass(
+    args: argparse.Namespace,
+    plan: SweepPlan,
+    endpoints: Any,
+    protocols: list[str],
+    result: Any,
+) -> None:
+    """The SDK client again under uvloop (its own loop, in a thread), merged into ``result``."""
+    from tfs_async.bench.variants import merge_pass, uvloop_available, uvloop_pass
+
+    sdk = [p for p in protocols if not args.only or f"tfs_async/{p}" in args.only]
+    if args.no_uvloop or not sdk:
+        return
+    if not uvloop_available():
+        result.notes.append(
+            "uvloop contenders not run: install the optional extra "
+            "(pip install 'tfs-async[uvloop]')"
+        )
+        return
+    if not args.no_progress:
+        print("uvloop pass: the SDK client over " + ", ".join(sdk), file=sys.stderr)
+    extra = await asyncio.to_thread(uvloop_pass, endpoints, sdk, plan, pool_size=args.pool_size)
+    merge_pass(result, extra, "uvloop pass")
 
 
 def _check_deps(args: argparse.Namespace) -> str | None:
@@ -228,6 +262,7 @@ async def _bench(
     finally:
         if bar is not None:
             bar.close()
+    await _uvloop_pass(args, plan, endpoints, protocols, result)
     files = write_report(result, args.out, plots=not args.no_plots, stem=args.stem)
     aggs = aggregate(result.cells)
     for v in verdicts(result, aggs):
@@ -235,7 +270,8 @@ async def _bench(
         ratio = f"{v.latency_ratio:.2f}x" if v.latency_ratio else "-"
         tp = v.throughput_winner or "?"
         tp_ratio = f"{v.throughput_ratio:.2f}x" if v.throughput_ratio else "-"
-        print(f"{v.payload:>20}: latency {winner} by {ratio}; throughput {tp} by {tp_ratio}")
+        about = " (estimated: " + ", ".join(v.estimated) + " not sent)" if v.estimated else ""
+        print(f"{v.payload:>20}: latency {winner} by {ratio}; throughput {tp} by {tp_ratio}{about}")
     errors = sum(a.error_count + a.warmup_errors for a in aggs.values())
     print(f"results: {files.markdown} {files.json} ({len(files.plots)} plots)")
     if errors:

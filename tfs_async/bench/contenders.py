@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from tfs_async.bench.payloads import Payload, TargetModel
 
 if TYPE_CHECKING:
     from tfs_async.client import Client
+    from tfs_async.transport.base import Transport
 
 __all__ = [
     "CALL_TIMEOUT_S",
@@ -105,23 +107,36 @@ class ClientContender(Contender):
 
     role = "sdk"
 
-    def __init__(self, protocol: str, *, pool_size: int | None = None) -> None:
+    def __init__(
+        self,
+        protocol: str,
+        *,
+        pool_size: int | None = None,
+        variant: str = "",
+        transport: Callable[[Endpoints, int | None], Transport] | None = None,
+    ) -> None:
         if protocol not in ("grpc", "http"):
             raise ValueError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
         self.protocol = protocol
-        self.key = f"tfs_async/{protocol}"
-        self.label = f"tfs_async Client ({'gRPC' if protocol == 'grpc' else 'HTTP/REST'})"
+        # A variant (another event loop or transport) is its own line: "tfs_async/http+uvloop".
+        self.key = f"tfs_async/{protocol}" + (f"+{variant}" if variant else "")
+        self.label = f"tfs_async Client ({'gRPC' if protocol == 'grpc' else 'HTTP/REST'})" + (
+            f", {variant}" if variant else ""
+        )
         self._client: Client | None = None
         self._model = ""
         self._pool_size = pool_size
+        self._transport = transport
 
     async def open(self, endpoints: Endpoints, *, max_concurrency: int) -> None:
         """Create the client (its own connection pool) and warm it up."""
         from tfs_async.client import Client
 
-        target = (
+        target: str | Transport = (
             f"grpc://{endpoints.grpc_target}" if self.protocol == "grpc" else endpoints.rest_url
         )
+        if self._transport is not None:
+            target = self._transport(endpoints, self._pool_size)
         # no retries: every failed request must show up in the figures, not be retried away
         self._client = Client(
             target, timeout=CALL_TIMEOUT_S, max_retries=0, pool_size=self._pool_size

@@ -34,6 +34,9 @@ class SweepPlan:
     codec_budget_s: float = 0.3
     #: skip a cell whose estimated time (probe request x concurrency x 2 rounds) exceeds this
     max_cell_s: float = 120.0
+    #: where no cell fits, an SDK contender still gets its probe as a one-request cell
+    #: (both protocols on every payload), unless probe and request exceed this
+    max_one_request_s: float = 480.0
 
     def __post_init__(self) -> None:
         if self.repeats < 1:
@@ -83,6 +86,9 @@ FULL = SweepPlan()
 
 #: ``tfs-async bench --quick`` (``make bench``): short cells and tighter budgets, under 3 minutes
 QUICK = SweepPlan(
+    # 256 concurrent JSON requests of the larger payloads take the emulator seconds each:
+    # the full sweep has that level.
+    concurrency=(1, 16, 64),
     repeats=2,
     warmup_s=0.05,
     duration_s=0.2,
@@ -91,4 +97,5 @@ QUICK = SweepPlan(
     open_loop_max_payload_bytes=64 << 10,
     codec_budget_s=0.05,
     max_cell_s=6.0,
+    max_one_request_s=30.0,
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tfs_async.bench.aggregate import Aggregate, AggregateKey, aggregate
 from tfs_async.bench.results import BenchResult
-from tfs_async.bench.verdict import Verdict, floor_gap_us, judge
+from tfs_async.bench.verdict import Verdict, floor_gap_us, judge, with_estimates
 
 __all__ = ["ReportFiles", "render_markdown", "verdicts", "write_json", "write_report"]
 
@@ -52,11 +52,14 @@ def verdicts(result: BenchResult, aggs: dict[AggregateKey, Aggregate]) -> list[V
             fixed = (payload, gap)
             break
     return [
-        judge(
-            p,
-            aggs,
-            result.codec.get(p, {}),
-            fixed_gap=fixed if fixed and fixed[0] != p else None,
+        with_estimates(
+            judge(
+                p,
+                aggs,
+                result.codec.get(p, {}),
+                fixed_gap=fixed if fixed and fixed[0] != p else None,
+            ),
+            result.estimated_s.get(p, {}),
         )
         for p in result.payloads
     ]

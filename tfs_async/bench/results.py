@@ -65,6 +65,8 @@ class BenchResult:
     wire: dict[str, dict[str, dict[str, int | None]]] = field(default_factory=dict)
     codec: dict[str, dict[str, CodecTiming]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: payload -> contender -> seconds one request would take, where it was not sent
+    estimated_s: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The whole result, JSON-ready."""
@@ -73,6 +75,7 @@ class BenchResult:
             "contenders": self.contenders,
             "payloads": self.payloads,
             "wire_bytes": self.wire,
+            "estimated_request_s": self.estimated_s,
             "codec_us": {
                 p: {k: t.as_dict() for k, t in by.items()} for p, by in self.codec.items()
             },

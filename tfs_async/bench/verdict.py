@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from tfs_async.bench.aggregate import Aggregate, AggregateKey
 from tfs_async.bench.codec_split import CodecTiming
 
-__all__ = ["Verdict", "judge"]
+__all__ = ["Verdict", "judge", "with_estimates"]
 
 _PROTOCOL_NAME = {"grpc": "gRPC", "http": "HTTP/REST"}
 
@@ -34,6 +34,8 @@ class Verdict:
     #: the floors' p50 at concurrency 1: each protocol's cost without client serialization
     floor_p50_us: dict[str, float]
     reason: str
+    #: protocols whose figures are estimated (not sent: a request would exceed the plan)
+    estimated: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -176,3 +178,47 @@ def _reason(
     )
     parts.append(f"the SDK's transport beyond the floors {sdk:+.0f} us")
     return "; ".join(parts)
+
+
+def with_estimates(verdict: Verdict, estimated_s: dict[str, float]) -> Verdict:
+    """Name a winner where one protocol was not sent, from its estimated request time.
+
+    ``estimated_s`` maps contender keys to the seconds one request would take
+    (scaled from the contender's smaller payloads). A protocol too slow to send
+    loses to one that was measured, by about that estimate over the measured p50.
+
+    >>> v = Verdict("p", None, None, {"grpc": 2e6}, None, None, {"grpc": 0.5}, {"grpc": 1},
+    ...             {}, {}, {}, "")
+    >>> w = with_estimates(v, {"tfs_async/http": 20.0})
+    >>> w.latency_winner, round(w.latency_ratio or 0), w.throughput_winner, w.estimated
+    ('grpc', 10, 'grpc', ('http',))
+    """
+    if verdict.latency_winner is not None or set(verdict.p50_us) not in ({"grpc"}, {"http"}):
+        return verdict
+    (measured,) = verdict.p50_us
+    other = "http" if measured == "grpc" else "grpc"
+    seconds = estimated_s.get(f"tfs_async/{other}")
+    if seconds is None or verdict.p50_us[measured] <= 0:
+        return verdict
+    ratio = seconds * 1e6 / verdict.p50_us[measured]
+    if ratio <= 1:
+        return verdict
+    rps = verdict.best_rps.get(measured)
+    return replace(
+        verdict,
+        # The estimate stands in for the figures (the reason says so).
+        p50_us={**verdict.p50_us, other: seconds * 1e6},
+        best_rps={**verdict.best_rps, other: 1 / seconds},
+        best_concurrency={**verdict.best_concurrency, other: 1},
+        latency_winner=measured,
+        latency_ratio=ratio,
+        throughput_winner=measured if rps else None,
+        throughput_ratio=rps * seconds if rps else None,
+        estimated=(other,),
+        reason=(
+            f"{_PROTOCOL_NAME[other]} not sent: one request would take about {seconds:.0f} s "
+            f"(its smaller payloads' time scaled by size); "
+            f"{_PROTOCOL_NAME[measured]} took {verdict.p50_us[measured] / 1e6:.2f} s. "
+            + verdict.reason
+        ).strip(),
+    )

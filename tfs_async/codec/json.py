@@ -31,7 +31,7 @@ from tfs_async.codec import dtypes
 from tfs_async.codec.example import example_to_json
 from tfs_async.codec.messages import model_spec_from_proto, signature_from_proto, status_from_proto
 from tfs_async.codec.tensor import to_array
-from tfs_async.errors import InvalidInputError, ResponseDecodeError
+from tfs_async.errors import InvalidArgumentError, InvalidInputError, ResponseDecodeError
 from tfs_async.types import Features, ModelMetadata, ModelVersionStatus, SignatureSpec
 
 __all__ = [
@@ -103,8 +103,35 @@ def _string_value(items: npt.NDArray[Any]) -> Any:
     return out.reshape(items.shape).tolist()
 
 
+# numpy arrays orjson writes straight from their buffer as TF Serving reads them.
+_PLAIN_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (
+        np.float32,
+        np.float64,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.bool_,
+    )
+)
+
+
 def _prepare(value: Any, name: str) -> tuple[tuple[int, ...], Any]:
     """(shape, payload): a native C-order numeric array, or nested lists of strings."""
+    if (
+        type(value) is np.ndarray
+        and value.dtype in _PLAIN_DTYPES
+        and value.ndim
+        and value.flags.c_contiguous
+    ):
+        # The common case, without to_array's checks (they cannot fail for it).
+        return value.shape, value
     arr = to_array(value, name=name)  # validates: ragged, None, mixed, dtype
     kind = arr.dtype.kind
     if kind in "SUO":
@@ -162,7 +189,18 @@ def encode_predict_body(
         doc["signature_name"] = signature_name
     prepared = {name: _prepare(value, name) for name, value in inputs.items()}
     if not row_format:
-        doc["inputs"] = {name: _finish(payload) for name, (_, payload) in prepared.items()}
+        plain = {name: payload for name, (_, payload) in prepared.items()}
+        doc["inputs"] = plain
+        try:
+            body = orjson.dumps(doc, option=_NUMPY)
+        except TypeError:  # orjson.JSONEncodeError: a rank-0 array, say
+            pass
+        else:
+            # orjson writes NaN and +-inf as null (TF wants its bare tokens); a numeric
+            # array cannot hold null otherwise, so only then is the slower path needed.
+            if b"null" not in body:
+                return body
+        doc["inputs"] = {name: _finish(payload) for name, payload in plain.items()}
     else:
         doc["instances"] = _instances(prepared)
     return orjson.dumps(doc, option=_NUMPY)
@@ -314,12 +352,27 @@ def decode_predict_body(
 ) -> dict[str, npt.NDArray[Any]]:
     """A Predict response body -> output name -> array.
 
-    Reads ``predictions`` (row) and ``outputs`` (columnar), one unnamed output (named
-    after the signature's only output, else ``"predictions"`` / ``"outputs"``) or
-    several named ones; ``{"b64": ...}`` items become bytes. dtypes come from the
-    signature when given, else float -> float32, int -> int64, bool, str -> bytes.
-    ``output_filter`` keeps only those outputs (REST cannot ask for fewer).
-    Malformed bodies raise :class:`ResponseDecodeError`.
+    Reads ``predictions`` (row) and ``outputs`` (columnar), one unnamed output or
+    several named ones; ``{"b64": ...}`` items become bytes.
+
+    Names: a single unnamed output is named after the signature's only output when
+    the signature is given (what TF Serving's metadata names it), else after the
+    answer's key, ``"outputs"`` or ``"predictions"``.
+
+    dtypes: the signature's when given. Without it, from the JSON tokens as TF
+    Serving's writer writes them (it always gives floats a ``.`` or an exponent,
+    ``NaN``/``Infinity`` included, and integers none): decimals -> float32 (what
+    DT_FLOAT, the usual output, holds; DT_DOUBLE outputs lose their extra digits),
+    integers -> int64 (any int dtype; beyond int64: uint64), ``true``/``false`` ->
+    bool, strings and ``{"b64": ...}`` -> bytes (object arrays).
+
+    ``output_filter`` keeps only those outputs (REST cannot ask for fewer); a name
+    the answer lacks raises InvalidArgumentError in the server's words. Malformed
+    bodies raise :class:`ResponseDecodeError`.
+
+    >>> out = decode_predict_body(b'{"outputs": {"y": [1.5], "n": [2]}}')
+    >>> out["y"].dtype, out["n"].dtype
+    (dtype('float32'), dtype('int64'))
     """
     doc = loads(body)
     if not isinstance(doc, dict):
@@ -342,13 +395,13 @@ def decode_predict_body(
         name: _to_array(value, name, _output_dtype(signature, name)) for name, value in raw.items()
     }
     if output_filter:
-        missing = [n for n in output_filter if n not in result]
-        if missing:
-            raise InvalidInputError(
-                f"output_filter names {missing} but the response has {sorted(result)}",
-                input_name="output_filter",
-                expected=f"names among {sorted(result)}",
-            )
+        for alias in output_filter:
+            if alias not in result:
+                # The server's own words for it (it would have said so over gRPC).
+                raise InvalidArgumentError(
+                    f"output tensor alias not found in signature: {alias} "
+                    f"Outputs expected to be in the set {{{','.join(sorted(result))}}}."
+                )
         result = {n: result[n] for n in output_filter}
     return result
 

@@ -9,10 +9,14 @@ What goes in
     metadata, compression). The caller has already validated the request:
     input names, dtypes and shapes when the user asked for validation, and the
     names of a Predict ``output_filter`` whenever the transport does not send
-    the filter to the server (:attr:`Transport.sends_output_filter`). When the
-    transport says it needs the signature to decode a Predict answer
-    (:attr:`Transport.wants_signature_info`), the request carries it as
-    ``PredictRequest.signature_info``.
+    the filter to the server (:attr:`Transport.sends_output_filter`) and the
+    caller knows the signature. The request carries the signature as
+    ``PredictRequest.signature_info`` whenever the caller has it (cached or
+    fetched; fetched when the transport says the answer decodes better with it,
+    :attr:`Transport.wants_signature_info`, and the server has it). When the wire
+    carries dtypes (:attr:`Transport.server_types_inputs` is False), inputs
+    given as plain Python values or numpy's default float64/int64 have already
+    been given the signature's dtypes.
 
 What comes out
     The decoded answer (numpy arrays, dataclasses of :mod:`tfs_async.types`),
@@ -45,7 +49,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from tfs_async.errors import StatusCode
 
@@ -65,7 +69,11 @@ if TYPE_CHECKING:
         RegressResult,
     )
 
-__all__ = ["CallOptions", "Transport"]
+__all__ = ["REST_FORMATS", "CallOptions", "RestFormat", "Transport"]
+
+#: A REST Predict body: columnar (``{"inputs": ...}``) or rows (``{"instances": [...]}``).
+RestFormat: TypeAlias = Literal["columns", "rows"]
+REST_FORMATS: tuple[RestFormat, ...] = ("columns", "rows")
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,10 @@ class CallOptions:
         wait_for_ready: the caller waits for a server when none is reachable
             (gRPC: the call's ``wait_for_ready``); a transport that cannot wait
             raises :class:`~tfs_async.errors.NotSentError` and the caller re-sends.
+        rest_format: how a REST transport writes a Predict body: ``"columns"``
+            (``inputs``), ``"rows"`` (``instances``, for servers that accept only
+            that) or ``None`` for the transport's own default. Other transports
+            ignore it.
     """
 
     timeout: float | None = None
@@ -87,6 +99,7 @@ class CallOptions:
     metadata: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     compress: bool = False
     wait_for_ready: bool = False
+    rest_format: RestFormat | None = None
 
 
 class Transport(abc.ABC):
@@ -105,16 +118,29 @@ class Transport(abc.ABC):
     #: people reading them only: callers never branch on it.
     protocol: str = "custom"
 
-    #: True when decoding a Predict answer needs the signature: the caller then
-    #: fetches the model's metadata (cached) and passes the signature as
-    #: ``PredictRequest.signature_info``. REST answers omit a single output's
-    #: name and every dtype, so the REST transport sets it.
+    #: True when a Predict answer decodes better with the signature (REST: a
+    #: single output's name, the outputs' declared dtypes), though it decodes
+    #: without: the caller then fetches the model's metadata (cached) when it can
+    #: and passes it as ``PredictRequest.signature_info``. Where the server has no
+    #: metadata route (the fetch fails, Predict answers), the caller sends
+    #: without it and stops asking for that model for the metadata's TTL; the
+    #: transport then names and types the outputs from the answer alone.
+    #: False: ``signature_info`` is passed only when the caller already has it.
     wants_signature_info: bool = False
 
+    #: True when the wire carries no dtypes and the server gives every input its
+    #: signature's dtype (REST's JSON): plain Python numbers and numpy's default
+    #: float64/int64 arrays then need no client-side conversion, hence no
+    #: metadata. False (gRPC's typed tensors): the caller fetches the signature
+    #: (cached) and converts such inputs first, so the same input gets the same
+    #: answer over every transport.
+    server_types_inputs: bool = False
+
     #: False when the protocol cannot carry Predict's ``output_filter`` (REST):
-    #: the transport then picks the asked outputs out of the full answer, and the
-    #: caller checks the filter's names against the signature before the call,
-    #: as the server would have (unknown or repeated names: InvalidArgumentError).
+    #: the transport then picks the asked outputs out of the full answer and
+    #: raises InvalidArgumentError, as the server would have, for a name the
+    #: answer lacks; the caller rejects repeated names, and unknown names too
+    #: when it knows the signature.
     sends_output_filter: bool = True
 
     def http_status_for(self, code: StatusCode) -> int | None:

@@ -56,7 +56,7 @@ from tfs_async.errors import (
     http_status_for_code,
 )
 from tfs_async.transport.address import split_target
-from tfs_async.transport.base import CallOptions, Transport
+from tfs_async.transport.base import REST_FORMATS, CallOptions, RestFormat, Transport
 from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
     DEFAULT_SIGNATURE,
@@ -201,6 +201,8 @@ class HttpTransport(Transport):
         keepalive_timeout: seconds an idle connection is kept open.
         max_message_size: largest request body and response body in bytes
             (``None``: no limit, as TF Serving's REST server sets none).
+        rest_format: Predict bodies as ``"columns"`` (``inputs``, the default) or
+            ``"rows"`` (``instances``); a call's ``CallOptions.rest_format`` wins.
 
     REST has no MultiInference nor HandleReloadConfigRequest: those raise
     UnimplementedError before anything is sent. REST cannot send an
@@ -209,9 +211,12 @@ class HttpTransport(Transport):
     """
 
     protocol = "http"
-    #: Predict over REST needs the signature to name a single unnamed output and
-    #: to give outputs their declared dtypes; the client fetches it (cached).
+    #: The signature names a single unnamed output and gives the outputs their
+    #: declared dtypes; without it (servers with no metadata route) the answer
+    #: names and types them (:func:`~tfs_async.codec.json.decode_predict_body`).
     wants_signature_info = True
+    #: JSON carries no dtypes: the server reads numbers into its signature's.
+    server_types_inputs = True
     #: REST's Predict has no output filter: the transport picks the asked outputs
     #: from the answer; the caller has checked their names against the signature.
     sends_output_filter = False
@@ -230,6 +235,7 @@ class HttpTransport(Transport):
         headers: Mapping[str, str] | None = None,
         keepalive_timeout: float = 30.0,
         max_message_size: int | None = None,
+        rest_format: RestFormat = "columns",
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -248,6 +254,9 @@ class HttpTransport(Transport):
         self.max_message_size = max_message_size
         self._probe: asyncio.Task[None] | None = None
         self.base_url = checked
+        if rest_format not in REST_FORMATS:
+            raise ValueError(f"rest_format must be one of {REST_FORMATS}, got {rest_format!r}")
+        self.rest_format: RestFormat = rest_format
         self.pool_size = pool_size
         self._ssl: ssl.SSLContext | bool = True
         self._server_name: str | None = None
@@ -264,6 +273,7 @@ class HttpTransport(Transport):
         self._guard: asyncio.Task[None] | None = None
         self._pid = os.getpid()
         self._urls: dict[tuple[ModelSpec, str], URL] = {}
+        self._resolved_specs: dict[ModelSpec, ModelSpec] = {}
         self._closed = False
 
     # -- connections -------------------------------------------------------------
@@ -379,6 +389,18 @@ class HttpTransport(Transport):
                 await writer.wait_closed()
             return
 
+    def _resolved(self, model: ModelSpec) -> ModelSpec:
+        # REST answers carry no model spec: echo the request's, as gRPC would resolve it.
+        resolved = self._resolved_specs.get(model)
+        if resolved is None:
+            if len(self._resolved_specs) >= 1024:
+                self._resolved_specs.clear()
+            resolved = ModelSpec(
+                model.name, version=model.version, signature=model.signature or DEFAULT_SIGNATURE
+            )
+            self._resolved_specs[model] = resolved
+        return resolved
+
     def _url(self, model: ModelSpec, suffix: str = "") -> URL:
         key = (model, suffix)
         url = self._urls.get(key)
@@ -419,7 +441,7 @@ class HttpTransport(Transport):
         method: str,
         url: URL,
         body: bytes | None,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         kwargs: dict[str, Any],
         deadline: float | None,
         model: ModelSpec | None,
@@ -470,11 +492,15 @@ class HttpTransport(Transport):
         session = self._bind_loop()
         slots = self._slots
         assert slots is not None
-        headers: dict[str, str] = dict(_JSON_HEADERS) if body is not None else {}
-        headers.update(options.metadata)
-        if body is not None and options.compress:
-            body = gzip.compress(body, compresslevel=5)
-            headers["Content-Encoding"] = "gzip"
+        headers: Mapping[str, str]
+        if body is not None and not options.metadata and not options.compress:
+            headers = _JSON_HEADERS  # the common case: no dict per call (aiohttp copies it)
+        else:
+            headers = dict(_JSON_HEADERS) if body is not None else {}
+            headers.update(options.metadata)
+            if body is not None and options.compress:
+                body = gzip.compress(body, compresslevel=5)
+                headers["Content-Encoding"] = "gzip"
         limit = self.max_message_size
         if body is not None and limit is not None and len(body) > limit:
             raise MessageTooLargeError(
@@ -525,26 +551,32 @@ class HttpTransport(Transport):
     # -- the calls ---------------------------------------------------------------
 
     async def predict(self, request: PredictRequest, options: CallOptions) -> PredictResult:
-        """Run Predict (columnar ``inputs`` JSON); outputs named and typed from the signature."""
+        """Run Predict (``inputs`` or ``instances`` JSON); no metadata needed.
+
+        Outputs are named and typed from the answer (see
+        :func:`~tfs_async.codec.json.decode_predict_body`), or from
+        ``request.signature_info`` when the caller has it.
+        """
         model = request.model
         signature = request.signature_info
-        body = json_codec.encode_predict_body(request.inputs, signature_name=model.signature)
+        rows = (options.rest_format or self.rest_format) == "rows"
+        body = json_codec.encode_predict_body(
+            request.inputs, signature_name=model.signature, row_format=rows
+        )
         data = await self._exchange("POST", self._url(model, ":predict"), body, options, model)
         try:
             outputs = json_codec.decode_predict_body(
                 data, signature=signature, output_filter=tuple(request.output_filter)
             )
-        except TFServingError:
+        except TFServingError as error:
+            # An output_filter name the answer lacks: what the server would have said.
+            error.model = error.model or model
+            if error.http_status is None and error.code == StatusCode.INVALID_ARGUMENT:
+                error.http_status = http_status_for_code(error.code)
             raise
         except (ValueError, TypeError, KeyError) as error:
             raise ResponseDecodeError(f"bad predict response: {error}", model=model) from error
-        if request.output_filter:
-            outputs = {name: outputs[name] for name in request.output_filter if name in outputs}
-        # REST answers carry no model spec: echo the request's, as gRPC would resolve it.
-        resolved = ModelSpec(
-            model.name, version=model.version, signature=model.signature or DEFAULT_SIGNATURE
-        )
-        return PredictResult(outputs, model=resolved)
+        return PredictResult(outputs, model=self._resolved(model))
 
     async def classify(self, request: ClassifyRequest, options: CallOptions) -> ClassifyResult:
         """Run Classify (``examples`` JSON, ``results`` answer)."""
