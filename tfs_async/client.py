@@ -32,6 +32,7 @@ from tfs_async.errors import (
     UnavailableError,
 )
 from tfs_async.metadata_cache import MetadataCache
+from tfs_async.observe import CallInfo, Observer, observe_attempts, observe_call, split_target
 from tfs_async.options import (
     DEFAULT_TIMEOUT,
     ClientOptions,
@@ -81,6 +82,7 @@ class _Shared:
         self.budget = RetryBudget(policy.budget_ratio, policy.budget_min_retries)
         self.metadata = MetadataCache(metadata_ttl)
         self.closed = False
+        self.observer: Observer | None = None
 
 
 _MAX_VERSION = 2**63 - 1
@@ -128,6 +130,8 @@ class Client:
         max_connection_age: gRPC: seconds after which a channel is replaced, so that
             new replicas behind a DNS name get traffic.
         metadata_ttl: seconds a model's metadata stays cached.
+        observer: told of every call, attempt, retry, pool wait and batch
+            (see :mod:`tfs_async.observe`; :mod:`tfs_async.otel` for OpenTelemetry).
 
     Use it as ``async with Client(...) as client:`` or call :meth:`close`.
     A client belongs to one event loop at a time.
@@ -148,6 +152,7 @@ class Client:
         tls: TLSConfig | None = None,
         max_connection_age: float | None = None,
         metadata_ttl: float = 60.0,
+        observer: Observer | None = None,
     ) -> None:
         options = ClientOptions(
             timeout=timeout,
@@ -166,6 +171,8 @@ class Client:
             )
         self._shared = _Shared(transport, options.retry, metadata_ttl)
         self._options = options
+        if observer is not None:
+            self._shared.observer = transport.observer = observer
 
     @classmethod
     def _clone(cls, shared: _Shared, options: ClientOptions) -> Client:
@@ -227,8 +234,12 @@ class Client:
         run: Callable[[CallOptions], Awaitable[T]],
         model: ModelSpec | None,
         timeout: float | None,
+        method: str = "Predict",
     ) -> T:
         self._check_open()
+        observer = self._shared.observer
+        if observer is not None:
+            return await self._observed_call(observer, run, model, timeout, method)
         options = self._options
         metadata, compress = options.metadata, options.compress
 
@@ -244,12 +255,43 @@ class Client:
             model=model,
         )
 
+    async def _observed_call(
+        self,
+        observer: Observer,
+        run: Callable[[CallOptions], Awaitable[T]],
+        model: ModelSpec | None,
+        timeout: float | None,
+        method: str,
+    ) -> T:
+        """:meth:`_call` telling ``observer`` (see :mod:`tfs_async.observe`)."""
+        options, transport = self._options, self._shared.transport
+        host, port = split_target(getattr(transport, "target", getattr(transport, "base_url", "")))
+        call = CallInfo(method, model, transport.protocol, host, port)
+        compress = options.compress
+
+        def send(left: float | None, metadata: tuple[tuple[str, str], ...]) -> Awaitable[T]:
+            return run(CallOptions(timeout=left, metadata=metadata, compress=compress))
+
+        running = call_with_retries(
+            observe_attempts(observer, call, send, options.metadata),
+            timeout=options.timeout if timeout is None else timeout,
+            max_retries=options.max_retries,
+            policy=options.retry,
+            budget=self._shared.budget,
+            model=model,
+            observer=observer,
+            call=call,
+        )
+        return await observe_call(observer, call, running)
+
     async def _cached_metadata(self, model: ModelSpec, timeout: float | None) -> ModelMetadata:
         transport = self._shared.transport
 
         def fetch() -> Awaitable[ModelMetadata]:
             spec = model.with_signature(None)
-            return self._call(lambda o: transport.get_model_metadata(spec, o), spec, timeout)
+            return self._call(
+                lambda o: transport.get_model_metadata(spec, o), spec, timeout, "GetModelMetadata"
+            )
 
         return await self._shared.metadata.get(model, fetch)
 
@@ -362,6 +404,7 @@ class Client:
             max_batch_size=max_batch_size,
             max_delay=max_delay,
             timeout=timeout,
+            observer=self._shared.observer,
         )
 
     async def classify(
@@ -379,7 +422,7 @@ class Client:
         spec = _model(model, version, label, signature)
         request = ClassifyRequest(spec, _examples(examples), context)
         transport = self._shared.transport
-        return await self._call(lambda o: transport.classify(request, o), spec, timeout)
+        return await self._call(lambda o: transport.classify(request, o), spec, timeout, "Classify")
 
     async def regress(
         self,
@@ -396,7 +439,7 @@ class Client:
         spec = _model(model, version, label, signature)
         request = RegressRequest(spec, _examples(examples), context)
         transport = self._shared.transport
-        return await self._call(lambda o: transport.regress(request, o), spec, timeout)
+        return await self._call(lambda o: transport.regress(request, o), spec, timeout, "Regress")
 
     async def multi_inference(
         self,
@@ -423,7 +466,9 @@ class Client:
             context,
         )
         transport = self._shared.transport
-        return await self._call(lambda o: transport.multi_inference(request, o), spec, timeout)
+        return await self._call(
+            lambda o: transport.multi_inference(request, o), spec, timeout, "MultiInference"
+        )
 
     async def metadata(
         self,
@@ -439,7 +484,10 @@ class Client:
         cache = self._shared.metadata
         cache.invalidate(spec)
         return await cache.get(
-            spec, lambda: self._call(lambda o: transport.get_model_metadata(spec, o), spec, timeout)
+            spec,
+            lambda: self._call(
+                lambda o: transport.get_model_metadata(spec, o), spec, timeout, "GetModelMetadata"
+            ),
         )
 
     async def status(
@@ -456,7 +504,9 @@ class Client:
         """
         spec = _model(model, version, label)
         transport = self._shared.transport
-        return await self._call(lambda o: transport.get_model_status(spec, o), spec, timeout)
+        return await self._call(
+            lambda o: transport.get_model_status(spec, o), spec, timeout, "GetModelStatus"
+        )
 
     async def wait_until_available(
         self,
@@ -533,6 +583,11 @@ class Client:
         transport = self._shared.transport
         proto = config
         try:
-            await self._call(lambda o: transport.reload_config(proto, o), None, timeout)
+            await self._call(
+                lambda o: transport.reload_config(proto, o),
+                None,
+                timeout,
+                "HandleReloadConfigRequest",
+            )
         finally:
             self._shared.metadata.invalidate()

@@ -42,11 +42,14 @@ from tfs_async.errors import (
     UnavailableError,
     with_attempts,
 )
+from tfs_async.observe import CallInfo, Observer, RetryScheduled, get_logger
 from tfs_async.types import ModelSpec
 
 __all__ = ["RetryBudget", "RetryPolicy", "backoff_delay", "call_with_retries", "is_retryable"]
 
 T = TypeVar("T")
+
+_log = get_logger("retry")
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,15 @@ class RetryBudget:
 class _RetryState:
     """What the stop rule needs to know about one call."""
 
-    def __init__(self, deadline: float | None, max_retries: int) -> None:
+    def __init__(
+        self,
+        deadline: float | None,
+        max_retries: int,
+        observer: Observer | None = None,
+        call: CallInfo | None = None,
+    ) -> None:
+        self.observer = observer
+        self.call = call
         self.deadline = deadline
         self.max_retries = max_retries
         self.fastest_attempt = float("inf")
@@ -182,7 +193,28 @@ def _should_stop(
         if state.loading_retries >= policy.max_loading_retries:
             return True
         state.loading_retries += 1
-    return not budget.try_withdraw()
+    if budget.try_withdraw():
+        _retry_scheduled(retry_state, state)
+        return False
+    _log.debug("retry budget spent (%.2f tokens): not retrying %s", budget.tokens, _what(last))
+    if state.observer is not None and last is not None:
+        state.observer.budget_exhausted(state.call, last)
+    return True
+
+
+def _what(error: TFServingError | None) -> str:
+    """An error as logs show it: its class, code and model, never a payload."""
+    if error is None:
+        return "the call"
+    return f"{type(error).__name__} ({error.code.name}) from model {error.model}"
+
+
+def _retry_scheduled(retry_state: RetryCallState, state: _RetryState) -> None:
+    delay, number = retry_state.upcoming_sleep, retry_state.attempt_number + 1
+    last = state.errors[-1] if state.errors else None
+    _log.debug("retrying %s: attempt %d in %.3f s", _what(last), number, delay)
+    if state.observer is not None and last is not None:
+        state.observer.retry_scheduled(RetryScheduled(state.call, number, delay, last))
 
 
 def _name_model(error: TFServingError, model: ModelSpec | None) -> None:
@@ -208,13 +240,16 @@ async def call_with_retries(
     policy: RetryPolicy,
     budget: RetryBudget,
     model: ModelSpec | None = None,
+    observer: Observer | None = None,
+    call: CallInfo | None = None,
 ) -> T:
     """Run ``attempt(timeout_left)`` until it succeeds or the rules say stop.
 
     ``attempt`` receives the seconds left before the call's deadline (``None``
     for no deadline) and must finish within them. The error raised at the end
     carries ``attempts``, ``previous`` (earlier errors, oldest first) and, as
-    ``__cause__``, the error of the attempt before it.
+    ``__cause__``, the error of the attempt before it. ``observer`` (with the
+    ``call`` it concerns) is told of each retry and each budget refusal.
     """
     budget.deposit()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -225,7 +260,7 @@ async def call_with_retries(
         _name_model(error, model)
         if max_retries <= 0 or not is_retryable(error, policy):
             raise
-        state = _RetryState(deadline, max_retries)
+        state = _RetryState(deadline, max_retries, observer, call)
         state.fastest_attempt = time.monotonic() - started
         state.errors.append(error)
     return await _retry(attempt, state, policy, budget, model)

@@ -51,6 +51,7 @@ from tfs_async.errors import StatusCode
 
 if TYPE_CHECKING:
     from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
+    from tfs_async.observe import Observer
     from tfs_async.types import (
         ClassifyRequest,
         ClassifyResult,
@@ -111,6 +112,10 @@ class Transport(abc.ABC):
     #: caller checks the filter's names against the signature before the call,
     #: as the server would have (unknown or repeated names: InvalidArgumentError).
     sends_output_filter: bool = True
+
+    #: told of waits for a pooled connection (:meth:`Observer.pool_wait
+    #: <tfs_async.observe.Observer.pool_wait>`); the client sets it.
+    observer: Observer | None = None
 
     def http_status_for(self, code: StatusCode) -> int | None:
         """The HTTP status this transport's errors carry for ``code`` (``None``: no HTTP).

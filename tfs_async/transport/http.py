@@ -38,6 +38,7 @@ from tfs_async.errors import (
     error_from_http,
     http_status_for_code,
 )
+from tfs_async.observe import PoolWait
 from tfs_async.transport.base import CallOptions, Transport
 from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
@@ -257,6 +258,10 @@ class HttpTransport(Transport):
                 raise DeadlineExceededError(
                     f"no free connection to {self.base_url} within {timeout} s", model=model
                 ) from None
+            if self.observer is not None:
+                self.observer.pool_wait(
+                    PoolWait("http", self.base_url, time.monotonic() - started, True)
+                )
             if timeout is not None:
                 timeout -= time.monotonic() - started
                 if timeout <= 0:
