@@ -83,6 +83,8 @@ class _Shared:
         self.metadata = MetadataCache(metadata_ttl)
         self.closed = False
         self.observer: Observer | None = None
+        #: the server's (host, port), for observers
+        self.peer: tuple[str | None, int | None] = (None, None)
 
 
 _MAX_VERSION = 2**63 - 1
@@ -173,6 +175,8 @@ class Client:
         self._options = options
         if observer is not None:
             self._shared.observer = transport.observer = observer
+            target = getattr(transport, "target", getattr(transport, "base_url", ""))
+            self._shared.peer = split_target(target)
 
     @classmethod
     def _clone(cls, shared: _Shared, options: ClientOptions) -> Client:
@@ -265,8 +269,7 @@ class Client:
     ) -> T:
         """:meth:`_call` telling ``observer`` (see :mod:`tfs_async.observe`)."""
         options, transport = self._options, self._shared.transport
-        host, port = split_target(getattr(transport, "target", getattr(transport, "base_url", "")))
-        call = CallInfo(method, model, transport.protocol, host, port)
+        call = CallInfo(method, model, transport.protocol, *self._shared.peer)
         compress = options.compress
 
         def send(left: float | None, metadata: tuple[tuple[str, str], ...]) -> Awaitable[T]:

@@ -151,7 +151,11 @@ class RetryScheduled:
 
 @dataclass(frozen=True)
 class PoolWait:
-    """A call waited ``seconds`` for a free pooled connection to ``target``."""
+    """A call waited ``seconds`` for a free pooled connection to ``target``.
+
+    ``acquired`` is False when the call's deadline passed first (it then fails
+    with :class:`~tfs_async.errors.DeadlineExceededError`).
+    """
 
     protocol: str
     target: str

@@ -214,7 +214,11 @@ class OpenTelemetryObserver(Observer):
         self._rejections.add(1, attributes)
 
     def pool_wait(self, event: PoolWait) -> None:
-        self._pool_wait.record(event.seconds, {"rpc.system": event.protocol})
+        attributes: dict[str, Any] = {
+            "rpc.system": event.protocol,
+            "tfs_async.pool.acquired": event.acquired,
+        }
+        self._pool_wait.record(event.seconds, attributes)
 
     def batch_flushed(self, event: BatchFlush) -> None:
         attributes = {

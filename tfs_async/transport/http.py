@@ -255,13 +255,15 @@ class HttpTransport(Transport):
             try:
                 await asyncio.wait_for(slots.acquire(), timeout)
             except asyncio.TimeoutError:
+                if self.observer is not None:
+                    waited = time.monotonic() - started
+                    self.observer.pool_wait(PoolWait("http", self.base_url, waited, False))
                 raise DeadlineExceededError(
                     f"no free connection to {self.base_url} within {timeout} s", model=model
                 ) from None
             if self.observer is not None:
-                self.observer.pool_wait(
-                    PoolWait("http", self.base_url, time.monotonic() - started, True)
-                )
+                waited = time.monotonic() - started
+                self.observer.pool_wait(PoolWait("http", self.base_url, waited, True))
             if timeout is not None:
                 timeout -= time.monotonic() - started
                 if timeout <= 0:
