@@ -207,7 +207,11 @@ class Observer:
         """A retry was refused because the retry budget is spent; ``error`` is raised."""
 
     def pool_wait(self, event: PoolWait) -> None:
-        """A call had to wait for a free pooled connection."""
+        """A call had to wait for a free pooled connection.
+
+        HTTP only: its pool holds ``pool_size`` connections and callers beyond
+        wait in turn. gRPC multiplexes calls over its channels and never waits here.
+        """
 
     def batch_flushed(self, event: BatchFlush) -> None:
         """A micro-batcher sent a batch."""
