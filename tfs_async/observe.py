@@ -63,6 +63,7 @@ __all__ = [
     "get_logger",
     "observe_attempts",
     "observe_call",
+    "split_target",
 ]
 
 T = TypeVar("T")
@@ -264,11 +265,12 @@ def split_target(target: str) -> tuple[str | None, int | None]:
     >>> split_target("ipv4:10.0.0.1:1,10.0.0.2:1")
     (None, None)
     """
-    rest = target.split("://", 1)[-1]
-    if rest.startswith(("dns:", "ipv4:", "ipv6:", "unix:")):
-        if "," in rest or rest.startswith("unix:"):
+    if target.startswith(("dns:", "ipv4:", "ipv6:", "unix:")):
+        if "," in target or target.startswith("unix:"):
             return None, None
-        rest = rest.split(":", 1)[1].lstrip("/")
+        rest = target.split(":", 1)[1].rstrip("/").rsplit("/", 1)[-1]  # dns://authority/host
+    else:
+        rest = target.split("://", 1)[-1]
     rest = rest.rstrip("/")
     host, sep, port = rest.rpartition(":")
     if not sep or not port.isdigit():

@@ -12,7 +12,7 @@ from tests.support.client import STEP, within
 from tests.support.harness import listeners
 from tfs_async.client import Client
 from tfs_async.errors import StatusCode, UnavailableError
-from tfs_async.observe import Observer, Observers
+from tfs_async.observe import Observer, Observers, split_target
 from tfs_async.retry import RetryPolicy
 from tfs_async.testing import Fault, FaultPlan, ServerCore
 
@@ -173,3 +173,23 @@ async def test_observers_fan_out_in_order(core: ServerCore) -> None:
         ]
     )
     assert where.seen[-1].get("x-attempt") == "1"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("grpc://localhost:8500", ("localhost", 8500)),
+        ("http://127.0.0.1:8501", ("127.0.0.1", 8501)),
+        ("https://[::1]:8501/", ("::1", 8501)),
+        ("127.0.0.1:8500", ("127.0.0.1", 8500)),
+        ("dns:///serving.example:8500", ("serving.example", 8500)),
+        ("dns://8.8.8.8/serving.example:8500", ("serving.example", 8500)),
+        ("ipv4:10.0.0.1:8500", ("10.0.0.1", 8500)),
+        ("ipv4:10.0.0.1:8500,10.0.0.2:8500", (None, None)),
+        ("unix:/tmp/serving.sock", (None, None)),
+    ],
+)
+def test_the_server_address_and_port_come_from_the_target(
+    target: str, expected: tuple[str | None, int | None]
+) -> None:
+    assert split_target(target) == expected
