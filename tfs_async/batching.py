@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tfs_async.errors import CancelledError, InvalidArgumentError, InvalidInputError
+from tfs_async.observe import BatchFlush, Observer, get_logger
 from tfs_async.types import ModelSpec, PredictResult
 
 __all__ = ["BatchingError", "MicroBatcher", "PredictSend"]
@@ -60,6 +63,7 @@ PredictSend = Callable[
 _InputKey = tuple[str | None, str, tuple[int, ...]]
 _GroupKey = tuple[_InputKey, ...]
 _TASK_NAME = "tfs_async.batching.send"
+_log = get_logger("batching")
 
 
 class BatchingError(InvalidArgumentError):
@@ -106,6 +110,7 @@ class _Batch:
     calls: list[_Call] = field(default_factory=list)
     rows: int = 0
     timer: asyncio.TimerHandle | None = None
+    opened: float = field(default_factory=time.monotonic)
 
 
 class MicroBatcher:
@@ -121,6 +126,7 @@ class MicroBatcher:
         max_delay: seconds a batch waits for more calls after its first one.
         timeout: seconds each batch call may take, retries included (``None``:
             the client's timeout).
+        observer: told of each batch sent (:meth:`~tfs_async.observe.Observer.batch_flushed`).
 
     Only calls that can be concatenated are merged: the same input names, and
     per input the same dtype and the same shape after dimension 0 (strings: the
@@ -153,6 +159,7 @@ class MicroBatcher:
         max_batch_size: int = 64,
         max_delay: float = 0.002,
         timeout: float | None = None,
+        observer: Observer | None = None,
     ) -> None:
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int):
             raise TypeError(f"max_batch_size must be an int, got {max_batch_size!r}")
@@ -170,6 +177,7 @@ class MicroBatcher:
         self._max_batch_size = max_batch_size
         self._max_delay = float(max_delay)
         self._timeout = timeout
+        self._observer = observer
         self._pending: dict[_GroupKey, _Batch] = {}
         self._sending: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -225,11 +233,11 @@ class MicroBatcher:
         future: asyncio.Future[PredictResult] = asyncio.get_running_loop().create_future()
         call = _Call(call_inputs, rows, future)
         if rows >= self._max_batch_size:
-            self._send(_Batch(key, [call], rows))
+            self._send(_Batch(key, [call], rows), "oversized")
         else:
             batch = self._pending.get(key)
             if batch is not None and batch.rows + rows > self._max_batch_size:
-                self._flush(batch)
+                self._flush(batch, "incompatible")
                 batch = None
             if batch is None:
                 batch = _Batch(key)
@@ -238,7 +246,7 @@ class MicroBatcher:
             batch.calls.append(call)
             batch.rows += rows
             if batch.rows >= self._max_batch_size:
-                self._flush(batch)
+                self._flush(batch, "full")
         # Awaiting the future itself: cancelling the caller cancels it, and the batch skips it.
         return await future
 
@@ -283,16 +291,18 @@ class MicroBatcher:
         assert rows is not None
         return arrays, rows
 
-    def _flush(self, batch: _Batch) -> None:
+    def _flush(self, batch: _Batch, reason: str = "timer") -> None:
         """Send ``batch`` now (timer fired, batch full, or closing); once only."""
         if self._pending.get(batch.key) is batch:
             del self._pending[batch.key]
         if batch.timer is not None:
             batch.timer.cancel()
             batch.timer = None
-        self._send(batch)
+        self._send(batch, reason)
 
-    def _send(self, batch: _Batch) -> None:
+    def _send(self, batch: _Batch, reason: str) -> None:
+        if self._observer is not None or _log.isEnabledFor(logging.DEBUG):
+            self._flushed(batch, reason)
         try:
             task = asyncio.get_running_loop().create_task(self._run(batch), name=_TASK_NAME)
         except BaseException as error:
@@ -326,10 +336,25 @@ class MicroBatcher:
         """
         self._closed = True
         for batch in list(self._pending.values()):
-            self._flush(batch)
+            self._flush(batch, "close")
         while self._sending:
             # wait() rather than gather(): cancelling aclose() must not cancel the batches.
             await asyncio.wait(set(self._sending))
+
+    def _flushed(self, batch: _Batch, reason: str) -> None:
+        event = BatchFlush(
+            self._spec, batch.rows, len(batch.calls), reason, time.monotonic() - batch.opened
+        )
+        _log.debug(
+            "batch for %s sent (%s): %d rows from %d calls after %.4f s",
+            event.model,
+            reason,
+            event.rows,
+            event.requests,
+            event.queue_delay,
+        )
+        if self._observer is not None:
+            self._observer.batch_flushed(event)
 
 
 def _dtype_key(dtype: np.dtype[Any]) -> str:

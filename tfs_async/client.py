@@ -35,6 +35,7 @@ from tfs_async.errors import (
     UnavailableError,
 )
 from tfs_async.metadata_cache import MetadataCache
+from tfs_async.observe import CallInfo, Observer, observe_attempts, observe_call, split_target
 from tfs_async.options import (
     DEFAULT_TIMEOUT,
     ClientOptions,
@@ -88,6 +89,9 @@ class _Shared:
         # Models whose server answered Predict but has no metadata route: when.
         self.no_metadata: dict[tuple[str, int | None, str | None], float] = {}
         self.closed = False
+        self.observer: Observer | None = None
+        #: the server's (host, port), for observers
+        self.peer: tuple[str | None, int | None] = (None, None)
 
     def lacks_metadata(self, model: ModelSpec) -> bool:
         since = self.no_metadata.get(MetadataCache.key(model))
@@ -165,6 +169,8 @@ class Client:
         rest_format: how REST Predict bodies are written: ``"columns"`` (TF
             Serving's ``inputs``, the default) or ``"rows"`` (``instances``, for
             servers that accept only that, such as KServe's v1 protocol).
+        observer: told of every call, attempt, retry, pool wait and batch
+            (see :mod:`tfs_async.observe`; :mod:`tfs_async.otel` for OpenTelemetry).
 
     Bad targets and options raise ValueError here, before anything is dialled.
 
@@ -190,6 +196,7 @@ class Client:
         wait_for_ready: bool = True,
         max_message_size: int | None = None,
         rest_format: RestFormat | None = None,
+        observer: Observer | None = None,
     ) -> None:
         if not metadata_ttl >= 0:
             raise ValueError(f"metadata_ttl must be >= 0 seconds, got {metadata_ttl!r}")
@@ -216,6 +223,10 @@ class Client:
         self._shared = _Shared(transport, options.retry, metadata_ttl)
         self._options = options
         self._rest_format = _rest_format(rest_format)
+        if observer is not None:
+            self._shared.observer = transport.observer = observer
+            target = getattr(transport, "target", getattr(transport, "base_url", ""))
+            self._shared.peer = split_target(target)
 
     @classmethod
     def _clone(
@@ -284,13 +295,16 @@ class Client:
         run: Callable[[CallOptions], Awaitable[T]],
         model: ModelSpec | None,
         timeout: float | None,
+        method: str = "Predict",
     ) -> T:
         self._check_open()
         options = self._options
         metadata, compress, rest_format = options.metadata, options.compress, self._rest_format
         ready = options.wait_for_ready
 
-        def attempt(left: float | None) -> Awaitable[T]:
+        def send(
+            left: float | None, metadata: tuple[tuple[str, str], ...] = metadata
+        ) -> Awaitable[T]:
             return run(
                 CallOptions(
                     timeout=left,
@@ -301,17 +315,30 @@ class Client:
                 )
             )
 
+        # With an observer, each attempt and the whole call are reported (and an
+        # observer may add metadata to an attempt, e.g. a trace context).
+        observer = self._shared.observer
+        call = None
+        attempt: Callable[[float | None], Awaitable[T]] = send
+        if observer is not None:
+            call = CallInfo(method, model, self._shared.transport.protocol, *self._shared.peer)
+            attempt = observe_attempts(observer, call, send, metadata)
+        running = call_with_retries(
+            attempt,
+            timeout=options.timeout if timeout is None else timeout,
+            max_retries=options.max_retries,
+            policy=options.retry,
+            budget=self._shared.budget,
+            model=model,
+            wait_for_ready=ready,
+            wait_for_server=self._shared.transport.wait_for_server,
+            observer=observer,
+            call=call,
+        )
         try:
-            return await call_with_retries(
-                attempt,
-                timeout=options.timeout if timeout is None else timeout,
-                max_retries=options.max_retries,
-                policy=options.retry,
-                budget=self._shared.budget,
-                model=model,
-                wait_for_ready=ready,
-                wait_for_server=self._shared.transport.wait_for_server,
-            )
+            if observer is None or call is None:
+                return await running
+            return await observe_call(observer, call, running)
         except NotFoundError:
             if model is not None:
                 # A version went away or a label moved: the cached metadata may be stale.
@@ -323,7 +350,9 @@ class Client:
 
         def fetch() -> Awaitable[ModelMetadata]:
             spec = model.with_signature(None)
-            return self._call(lambda o: transport.get_model_metadata(spec, o), spec, timeout)
+            return self._call(
+                lambda o: transport.get_model_metadata(spec, o), spec, timeout, "GetModelMetadata"
+            )
 
         return await self._shared.metadata.get(model, fetch)
 
@@ -468,6 +497,7 @@ class Client:
             max_batch_size=max_batch_size,
             max_delay=max_delay,
             timeout=timeout,
+            observer=self._shared.observer,
         )
 
     async def classify(
@@ -485,7 +515,7 @@ class Client:
         spec = _model(model, version, label, signature)
         request = ClassifyRequest(spec, _examples(examples), context)
         transport = self._shared.transport
-        return await self._call(lambda o: transport.classify(request, o), spec, timeout)
+        return await self._call(lambda o: transport.classify(request, o), spec, timeout, "Classify")
 
     async def regress(
         self,
@@ -502,7 +532,7 @@ class Client:
         spec = _model(model, version, label, signature)
         request = RegressRequest(spec, _examples(examples), context)
         transport = self._shared.transport
-        return await self._call(lambda o: transport.regress(request, o), spec, timeout)
+        return await self._call(lambda o: transport.regress(request, o), spec, timeout, "Regress")
 
     async def multi_inference(
         self,
@@ -529,7 +559,9 @@ class Client:
             context,
         )
         transport = self._shared.transport
-        return await self._call(lambda o: transport.multi_inference(request, o), spec, timeout)
+        return await self._call(
+            lambda o: transport.multi_inference(request, o), spec, timeout, "MultiInference"
+        )
 
     async def metadata(
         self,
@@ -545,7 +577,10 @@ class Client:
         cache = self._shared.metadata
         cache.invalidate(spec)
         return await cache.get(
-            spec, lambda: self._call(lambda o: transport.get_model_metadata(spec, o), spec, timeout)
+            spec,
+            lambda: self._call(
+                lambda o: transport.get_model_metadata(spec, o), spec, timeout, "GetModelMetadata"
+            ),
         )
 
     async def status(
@@ -562,7 +597,9 @@ class Client:
         """
         spec = _model(model, version, label)
         transport = self._shared.transport
-        return await self._call(lambda o: transport.get_model_status(spec, o), spec, timeout)
+        return await self._call(
+            lambda o: transport.get_model_status(spec, o), spec, timeout, "GetModelStatus"
+        )
 
     async def wait_until_available(
         self,
@@ -639,6 +676,11 @@ class Client:
         transport = self._shared.transport
         proto = config
         try:
-            await self._call(lambda o: transport.reload_config(proto, o), None, timeout)
+            await self._call(
+                lambda o: transport.reload_config(proto, o),
+                None,
+                timeout,
+                "HandleReloadConfigRequest",
+            )
         finally:
             self._shared.metadata.invalidate()

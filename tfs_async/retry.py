@@ -57,6 +57,7 @@ from tfs_async.errors import (
     UnavailableError,
     with_attempts,
 )
+from tfs_async.observe import CallInfo, Observer, RetryScheduled, get_logger
 from tfs_async.types import ModelSpec
 
 __all__ = [
@@ -73,6 +74,8 @@ T = TypeVar("T")
 #: ``wait_for_server(timeout)``: wait until a server looks reachable (True) or
 #: ``timeout`` seconds passed / the transport cannot tell (False).
 WaitForServer = Callable[[float | None], Awaitable[bool]]
+
+_log = get_logger("retry")
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,11 @@ class _RetryState:
         max_retries: int,
         wait_for_ready: bool,
         idempotent: bool,
+        observer: Observer | None = None,
+        call: CallInfo | None = None,
     ) -> None:
+        self.observer = observer
+        self.call = call
         self.deadline = deadline
         self.max_retries = max_retries
         self.wait_for_ready = wait_for_ready
@@ -274,6 +281,7 @@ def _should_stop(
             return True
     if requeue:
         state.requeues += 1
+        _log.debug("re-sending %s once a server is reachable: it reached none", _what(last))
         return False
     if state.retries >= state.max_retries:
         return True
@@ -281,10 +289,14 @@ def _should_stop(
         if state.loading_retries >= policy.max_loading_retries:
             return True
         state.loading_retries += 1
-    if not budget.try_withdraw():
-        return True
-    state.retries += 1
-    return False
+    if budget.try_withdraw():
+        state.retries += 1
+        _retry_scheduled(retry_state, state)
+        return False
+    _log.debug("retry budget spent (%.2f tokens): not retrying %s", budget.tokens, _what(last))
+    if state.observer is not None and last is not None:
+        state.observer.budget_exhausted(state.call, last)
+    return True
 
 
 def _wait(state: _RetryState, policy: RetryPolicy) -> float:
@@ -310,6 +322,21 @@ def _wait(state: _RetryState, policy: RetryPolicy) -> float:
         hint=last.retry_after,
         max_hint=policy.max_retry_after,
     )
+
+
+def _what(error: TFServingError | None) -> str:
+    """An error as logs show it: its class, code and model, never a payload."""
+    if error is None:
+        return "the call"
+    return f"{type(error).__name__} ({error.code.name}) from model {error.model}"
+
+
+def _retry_scheduled(retry_state: RetryCallState, state: _RetryState) -> None:
+    delay, number = retry_state.upcoming_sleep, retry_state.attempt_number + 1
+    last = state.errors[-1] if state.errors else None
+    _log.debug("retrying %s: attempt %d in %.3f s", _what(last), number, delay)
+    if state.observer is not None and last is not None:
+        state.observer.retry_scheduled(RetryScheduled(state.call, number, delay, last))
 
 
 def _name_model(error: TFServingError, model: ModelSpec | None) -> None:
@@ -354,6 +381,8 @@ async def call_with_retries(
     wait_for_ready: bool = False,
     wait_for_server: WaitForServer | None = None,
     idempotent: bool = True,
+    observer: Observer | None = None,
+    call: CallInfo | None = None,
 ) -> T:
     """Run ``attempt(timeout_left)`` until it succeeds or the rules say stop.
 
@@ -365,6 +394,8 @@ async def call_with_retries(
     re-sends are free. ``idempotent=False`` retries only what reached no server.
     The error raised at the end carries ``attempts``, ``previous`` (earlier
     errors, oldest first) and, as ``__cause__``, the error of the attempt before it.
+    ``observer`` (with the ``call`` it concerns) is told of each retry and each
+    budget refusal.
     """
     budget.deposit()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -373,7 +404,7 @@ async def call_with_retries(
         return await attempt(_remaining(deadline, model))
     except TFServingError as error:
         _name_model(error, model)
-        state = _RetryState(deadline, max_retries, wait_for_ready, idempotent)
+        state = _RetryState(deadline, max_retries, wait_for_ready, idempotent, observer, call)
         if not _retryable(error, state, policy) or (
             max_retries <= 0 and not is_requeue(error, wait_for_ready)
         ):

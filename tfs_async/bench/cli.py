@@ -17,8 +17,9 @@ from typing import Any
 
 from tfs_async.bench import _deps
 from tfs_async.bench.plan import FULL, QUICK, SweepPlan
+from tfs_async.bench.stability import Stability
 
-__all__ = ["add_arguments", "build_contenders", "plan_from_args", "run"]
+__all__ = ["add_arguments", "build_contenders", "plan_from_args", "run", "stability_from_args"]
 
 DEFAULT_OUT = Path("benchmarks") / "results"
 
@@ -92,6 +93,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip the uvloop pass (run when the optional uvloop package is installed)",
     )
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
+    output.add_argument(
+        "-f",
+        "--latency-report-file",
+        type=Path,
+        metavar="CSV",
+        help="also write the closed-loop results as CSV in Triton perf_analyzer's -f layout",
+    )
+    stable = parser.add_argument_group("stability (perf_analyzer's rule, per closed-loop cell)")
+    stable.add_argument(
+        "-s",
+        "--stability-percentage",
+        type=float,
+        metavar="X",
+        help="measure each cell in windows until the last 3 vary by at most X%% "
+        "(max/min of requests/s and of p99); off unless given",
+    )
+    stable.add_argument(
+        "--max-trials",
+        type=int,
+        metavar="N",
+        help="with --stability-percentage: give up after N windows (default 10)",
+    )
 
 
 def plan_from_args(args: argparse.Namespace) -> SweepPlan:
@@ -108,6 +131,17 @@ def plan_from_args(args: argparse.Namespace) -> SweepPlan:
         open_loop_duration_s=args.open_loop_duration,
         max_cell_s=args.max_cell_seconds,
     )
+
+
+def stability_from_args(args: argparse.Namespace) -> Stability | None:
+    """perf_analyzer's stability rule from ``--stability-percentage`` / ``--max-trials``."""
+    if args.stability_percentage is None:
+        if args.max_trials is not None:
+            raise ValueError("--max-trials needs --stability-percentage")
+        return None
+    if args.max_trials is None:
+        return Stability(args.stability_percentage)
+    return Stability(args.stability_percentage, args.max_trials)
 
 
 def build_contenders(
@@ -195,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         plan = plan_from_args(args)
+        stability_from_args(args)  # a usage error shows before the emulator starts
         return asyncio.run(_main(args, plan))
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"tfs-async bench: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -240,6 +275,7 @@ async def _bench(
     from tfs_async.bench.runner import run_sweep
 
     contenders, notes = build_contenders(protocols, args.only, pool_size=args.pool_size)
+    stability = stability_from_args(args)
     bar: Any = None
 
     def progress(total: int) -> Callable[[str], None]:
@@ -257,7 +293,13 @@ async def _bench(
 
     try:
         result = await run_sweep(
-            endpoints, contenders, plan, notes=notes, target_description=where, progress=progress
+            endpoints,
+            contenders,
+            plan,
+            notes=notes,
+            target_description=where,
+            progress=progress,
+            stability=stability,
         )
     finally:
         if bar is not None:
@@ -274,6 +316,10 @@ async def _bench(
         print(f"{v.payload:>20}: latency {winner} by {ratio}; throughput {tp} by {tp_ratio}{about}")
     errors = sum(a.error_count + a.warmup_errors for a in aggs.values())
     print(f"results: {files.markdown} {files.json} ({len(files.plots)} plots)")
+    if args.latency_report_file is not None:
+        from tfs_async.bench.perf_csv import write_perf_csv
+
+        print(f"perf_analyzer CSV: {write_perf_csv(result.cells, args.latency_report_file)}")
     if errors:
         print(f"{errors} requests failed: see the Errors section of {files.markdown}")
     for note in result.notes:

@@ -11,15 +11,16 @@ measured under the same conditions.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from tfs_async.bench.codec_split import CodecTiming, time_sdk_codec, time_typical_json
 from tfs_async.bench.contenders import Contender, Endpoints, NoopContender, Prepared
-from tfs_async.bench.loadgen import LoadResult, closed_loop, open_loop
+from tfs_async.bench.loadgen import Call, LoadResult, closed_loop, open_loop
 from tfs_async.bench.payloads import Payload, make_payload
 from tfs_async.bench.plan import SweepPlan
 from tfs_async.bench.results import BenchResult, Cell, machine_info
+from tfs_async.bench.stability import Stability, measure_cell
 
 __all__ = ["order_contenders", "run_sweep"]
 
@@ -57,11 +58,14 @@ async def run_sweep(
     notes: Sequence[str] = (),
     target_description: str = "",
     progress: Callable[[int], ProgressHook] | None = None,
+    stability: Stability | None = None,
 ) -> BenchResult:
     """Measure every contender over ``plan``; contenders are opened and closed here.
 
     ``progress(total)`` is called once with the number of cells and returns a
     hook called with a label after each cell (the CLI passes a tqdm bar).
+    With ``stability``, each closed-loop cell is measured in windows until its
+    throughput and p99 settle (see :mod:`tfs_async.bench.stability`).
     A contender that fails to open or to prepare a payload is reported in the
     notes and its cells are missing; a request that fails is counted in its cell.
     """
@@ -114,7 +118,7 @@ async def run_sweep(
     noop = NoopContender()
     hook = progress(_count_cells(plan, payloads, len(live))) if progress else None
     try:
-        await _sweep(endpoints, live, noop, payloads, plan, result, hook)
+        await _sweep(endpoints, live, noop, payloads, plan, result, hook, stability)
     finally:
         for contender in live:
             await _close_quietly(contender)
@@ -150,6 +154,7 @@ async def _sweep(
     plan: SweepPlan,
     result: BenchResult,
     hook: ProgressHook | None,
+    stability: Stability | None = None,
 ) -> None:
     prepared: dict[tuple[str, str], _Ready | None] = {}
     rates: dict[str, float] = {}
@@ -173,13 +178,11 @@ async def _sweep(
                             f"{plan.max_cell_s:g} s)"
                         )
                     elif ready and _fits(ready, contender, payload, level, "closed", plan, result):
-                        load = await closed_loop(
-                            ready.prepared.call,
-                            concurrency=level,
-                            duration_s=plan.duration_s,
-                            warmup_s=plan.warmup_s,
-                            warmup_requests=1,
-                            max_requests=plan.max_requests,
+                        load = await measure_cell(
+                            _closed_window(ready.prepared.call, level, plan),
+                            stability,
+                            result.notes,
+                            f"{contender.key} on {payload.name} at concurrency {level}",
                         )
                         result.cells.append(
                             _cell(contender, payload, "closed", level, repeat, load)
@@ -208,6 +211,24 @@ async def _sweep(
                         hook(f"{payload.name} open {rate:.0f}/s {contender.key}")
         if repeat == 0:
             _time_codecs(endpoints, contenders, payloads, prepared, plan, result)
+
+
+def _closed_window(
+    call: Call, level: int, plan: SweepPlan
+) -> Callable[[int], Awaitable[LoadResult]]:
+    """One closed-loop measurement window; only the first (trial 0) warms up."""
+
+    def window(trial: int) -> Awaitable[LoadResult]:
+        return closed_loop(
+            call,
+            concurrency=level,
+            duration_s=plan.duration_s,
+            warmup_s=plan.warmup_s if trial == 0 else 0.0,
+            warmup_requests=1 if trial == 0 else 0,
+            max_requests=plan.max_requests,
+        )
+
+    return window
 
 
 @dataclass

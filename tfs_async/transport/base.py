@@ -55,6 +55,7 @@ from tfs_async.errors import StatusCode
 
 if TYPE_CHECKING:
     from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
+    from tfs_async.observe import Observer
     from tfs_async.types import (
         ClassifyRequest,
         ClassifyResult,
@@ -142,6 +143,10 @@ class Transport(abc.ABC):
     #: answer lacks; the caller rejects repeated names, and unknown names too
     #: when it knows the signature.
     sends_output_filter: bool = True
+
+    #: told of waits for a pooled connection (:meth:`Observer.pool_wait
+    #: <tfs_async.observe.Observer.pool_wait>`); the client sets it.
+    observer: Observer | None = None
 
     def http_status_for(self, code: StatusCode) -> int | None:
         """The HTTP status this transport's errors carry for ``code`` (``None``: no HTTP).

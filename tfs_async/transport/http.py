@@ -55,6 +55,7 @@ from tfs_async.errors import (
     error_from_http,
     http_status_for_code,
 )
+from tfs_async.observe import PoolWait
 from tfs_async.transport.address import split_target
 from tfs_async.transport.base import REST_FORMATS, CallOptions, RestFormat, Transport
 from tfs_async.transport.tls import TLSConfig
@@ -422,9 +423,16 @@ class HttpTransport(Transport):
         try:
             await asyncio.wait_for(slots.acquire(), timeout)
         except asyncio.TimeoutError:
+            if self.observer is not None:
+                waited = time.monotonic() - started
+                self.observer.pool_wait(PoolWait("http", self.base_url, waited, False))
             raise DeadlineExceededError(
                 f"no free connection to {self.base_url} within {timeout} s", model=model
             ) from None
+        if self.observer is not None:
+            self.observer.pool_wait(
+                PoolWait("http", self.base_url, time.monotonic() - started, True)
+            )
         if timeout is None:
             return None
         timeout -= time.monotonic() - started
