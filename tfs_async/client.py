@@ -18,10 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from tfs_async.batching import MicroBatcher
+from tfs_async.batching import Batcher, Batching, BatchingStats, batchable_signature
+from tfs_async.batching.stream import OnError, check_stream_args, stream_calls
 from tfs_async.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
@@ -80,6 +90,7 @@ class _Shared:
         self.transport = transport
         self.budget = RetryBudget(policy.budget_ratio, policy.budget_min_retries)
         self.metadata = MetadataCache(metadata_ttl)
+        self.batcher = Batcher()
         self.closed = False
 
 
@@ -128,6 +139,9 @@ class Client:
         max_connection_age: gRPC: seconds after which a channel is replaced, so that
             new replicas behind a DNS name get traffic.
         metadata_ttl: seconds a model's metadata stays cached.
+        batching: merge concurrent ``predict`` calls into batched requests
+            (:class:`~tfs_async.batching.Batching`, per model with its ``models``);
+            callers keep calling :meth:`predict`. ``None`` (default): each call alone.
 
     Use it as ``async with Client(...) as client:`` or call :meth:`close`.
     A client belongs to one event loop at a time.
@@ -148,6 +162,7 @@ class Client:
         tls: TLSConfig | None = None,
         max_connection_age: float | None = None,
         metadata_ttl: float = 60.0,
+        batching: Batching | None = None,
     ) -> None:
         options = ClientOptions(
             timeout=timeout,
@@ -157,6 +172,7 @@ class Client:
             cast=cast,
             metadata=normalize_metadata(metadata),
             compress=compress,
+            batching=batching,
         )
         if isinstance(target, Transport):
             transport = target
@@ -188,7 +204,8 @@ class Client:
         """A client sharing this one's transport, caches and budget, with other defaults.
 
         Takes the :class:`ClientOptions` fields: ``timeout``, ``max_retries``,
-        ``retry``, ``validate``, ``cast``, ``metadata``, ``compress``.
+        ``retry``, ``validate``, ``cast``, ``metadata``, ``compress``, ``batching``.
+        Copies batch together whenever their calls could go as one request.
         """
         return Client._clone(self._shared, self._options.merged(**overrides))
 
@@ -200,11 +217,26 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Close the transport and its connections; idempotent. Later calls raise RuntimeError."""
+        """Close the client; idempotent. Later calls raise RuntimeError.
+
+        Calls already queued for batching are sent and answered first; then the
+        transport and its connections are closed.
+        """
         if self._shared.closed:
             return
         self._shared.closed = True
-        await self._shared.transport.aclose()
+        try:
+            await self._shared.batcher.aclose()
+        finally:
+            await self._shared.transport.aclose()
+
+    def batching_stats(self) -> BatchingStats:
+        """The batcher's counters (shared with the ``with_options`` copies), as plain numbers.
+
+        Requests sent, rows, flush reasons, batch sizes, queue delays, isolation
+        splits; see :class:`~tfs_async.batching.BatchingStats`.
+        """
+        return self._shared.batcher.stats()
 
     @property
     def closed(self) -> bool:
@@ -229,6 +261,17 @@ class Client:
         timeout: float | None,
     ) -> T:
         self._check_open()
+        return await self._attempts(
+            run, model, self._options.timeout if timeout is None else timeout
+        )
+
+    async def _attempts(
+        self,
+        run: Callable[[CallOptions], Awaitable[T]],
+        model: ModelSpec | None,
+        timeout: float | None,
+    ) -> T:
+        """``run`` under the retry rules within exactly ``timeout`` seconds (``None``: none)."""
         options = self._options
         metadata, compress = options.metadata, options.compress
 
@@ -237,7 +280,7 @@ class Client:
 
         return await call_with_retries(
             attempt,
-            timeout=options.timeout if timeout is None else timeout,
+            timeout=timeout,
             max_retries=options.max_retries,
             policy=options.retry,
             budget=self._shared.budget,
@@ -312,57 +355,182 @@ class Client:
             # server's own, done here); otherwise it is the optional validation.
             assert output_filter is not None
             check_output_filter(output_filter, signature_info, spec)
-        request = PredictRequest(spec, named, tuple(output_filter or ()), signature_info)
+        outputs = tuple(output_filter or ())
+        batching = options.batching
+        config = batching.for_model(spec.name) if batching is not None else None
+        if config is not None and (signature_info is None or batchable_signature(signature_info)):
+            self._check_open()
+
+            def send(merged: Mapping[str, Any], left: float | None) -> Awaitable[PredictResult]:
+                batch = PredictRequest(spec, merged, outputs, signature_info)
+                return self._attempts(lambda o: transport.predict(batch, o), spec, left)
+
+            # Calls merge only when everything that shapes their request is equal.
+            route = (
+                spec,
+                outputs,
+                options.metadata,
+                options.compress,
+                options.max_retries,
+                options.retry,
+            )
+            return await self._shared.batcher.submit(route, config, named, send, time_left, spec)
+        request = PredictRequest(spec, named, outputs, signature_info)
         return await self._call(lambda o: transport.predict(request, o), spec, time_left)
 
-    def batcher(
+    @overload
+    def predict_stream(
         self,
         model: str,
+        source: Iterable[Mapping[str, Any] | Any] | AsyncIterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = ...,
+        label: str | None = ...,
+        signature: str | None = ...,
+        output_filter: Sequence[str] | None = ...,
+        timeout: float | None = ...,
+        ordered: bool = ...,
+        max_in_flight: int = ...,
+        on_error: Literal["raise"] = ...,
+    ) -> AsyncIterator[PredictResult]: ...
+
+    @overload
+    def predict_stream(
+        self,
+        model: str,
+        source: Iterable[Mapping[str, Any] | Any] | AsyncIterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = ...,
+        label: str | None = ...,
+        signature: str | None = ...,
+        output_filter: Sequence[str] | None = ...,
+        timeout: float | None = ...,
+        ordered: bool = ...,
+        max_in_flight: int = ...,
+        on_error: OnError,
+    ) -> AsyncIterator[PredictResult | Exception]: ...
+
+    def predict_stream(
+        self,
+        model: str,
+        source: Iterable[Mapping[str, Any] | Any] | AsyncIterable[Mapping[str, Any] | Any],
         *,
         version: int | None = None,
         label: str | None = None,
         signature: str | None = None,
-        max_batch_size: int = 64,
-        max_delay: float = 0.002,
+        output_filter: Sequence[str] | None = None,
         timeout: float | None = None,
-    ) -> MicroBatcher:
-        """A :class:`~tfs_async.batching.MicroBatcher` merging concurrent predicts for ``model``.
+        ordered: bool = True,
+        max_in_flight: int = 256,
+        on_error: OnError = "raise",
+    ) -> AsyncIterator[PredictResult | Exception]:
+        """Predict every item of ``source``, yielding one result per item.
 
-        A batch is sent when it holds ``max_batch_size`` rows or ``max_delay``
-        seconds after its first call; ``timeout`` bounds each batch call.
+        ``source`` is a plain or async iterable of :meth:`predict` inputs (one
+        call's inputs per item, usually one row). Items are predicted
+        concurrently, at most ``max_in_flight`` of them read ahead of what the
+        consumer took (memory stays bounded whatever the stream's length), so
+        with ``batching`` set they are merged into batched requests. Results come
+        in input order (``ordered=True``) or as they complete. ``timeout`` bounds
+        each item's call. An item that is an :class:`Exception` is not sent: it
+        is that item's outcome.
 
-        >>> import asyncio
+        ``on_error="raise"`` ends the stream with the first failed item's error
+        (in order when ordered); ``"return"`` yields the error in the item's
+        place. Leaving the loop or cancelling the consumer cancels every call
+        still running once the generator is closed (``contextlib.aclosing``
+        closes it at once).
+
+        >>> import asyncio, contextlib
         >>> async def main() -> None:
-        ...     async with Client("grpc://127.0.0.1:8500") as client:
-        ...         async with client.batcher("half_plus_two", max_batch_size=32) as batcher:
-        ...             print(batcher.model, batcher.max_batch_size)
+        ...     async with Client("grpc://127.0.0.1:8500", batching=Batching()) as client:
+        ...         rows = ({"x": [[float(i)]]} for i in range(1_000_000))
+        ...         stream = client.predict_stream("m", rows, on_error="return")
+        ...         async with contextlib.aclosing(stream) as results:
+        ...             async for result in results:
+        ...                 print(type(result).__name__)  # no server here: an error, returned
+        ...                 break
         >>> asyncio.run(main())
-        'half_plus_two' 32
+        ConnectionFailedError
         """
+        spec = _model(model, version, label, signature)
+        check_stream_args(max_in_flight, on_error)
         self._check_open()
 
-        def send(
-            spec: ModelSpec, inputs: Mapping[str, Any] | Any, timeout: float | None
-        ) -> Awaitable[PredictResult]:
+        def call(item: Mapping[str, Any] | Any) -> Coroutine[Any, Any, PredictResult]:
             return self.predict(
                 spec.name,
-                inputs,
+                item,
                 version=spec.version,
                 label=spec.label,
                 signature=spec.signature,
+                output_filter=output_filter,
                 timeout=timeout,
             )
 
-        return MicroBatcher(
-            send,
+        return stream_calls(
+            call, source, ordered=ordered, max_in_flight=max_in_flight, on_error=on_error
+        )
+
+    @overload
+    async def predict_many(
+        self,
+        model: str,
+        items: Iterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = ...,
+        label: str | None = ...,
+        signature: str | None = ...,
+        output_filter: Sequence[str] | None = ...,
+        timeout: float | None = ...,
+        max_in_flight: int = ...,
+        on_error: Literal["raise"] = ...,
+    ) -> list[PredictResult]: ...
+
+    @overload
+    async def predict_many(
+        self,
+        model: str,
+        items: Iterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = ...,
+        label: str | None = ...,
+        signature: str | None = ...,
+        output_filter: Sequence[str] | None = ...,
+        timeout: float | None = ...,
+        max_in_flight: int = ...,
+        on_error: OnError,
+    ) -> list[PredictResult | Exception]: ...
+
+    async def predict_many(
+        self,
+        model: str,
+        items: Iterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        signature: str | None = None,
+        output_filter: Sequence[str] | None = None,
+        timeout: float | None = None,
+        max_in_flight: int = 256,
+        on_error: OnError = "raise",
+    ) -> list[PredictResult] | list[PredictResult | Exception]:
+        """Predict every item of a finite collection; the results in input order.
+
+        :meth:`predict_stream` collected into a list (same arguments).
+        """
+        stream = self.predict_stream(
             model,
+            items,
             version=version,
             label=label,
             signature=signature,
-            max_batch_size=max_batch_size,
-            max_delay=max_delay,
+            output_filter=output_filter,
             timeout=timeout,
+            max_in_flight=max_in_flight,
+            on_error=on_error,
         )
+        return [result async for result in stream]
 
     async def classify(
         self,

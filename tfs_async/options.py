@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tfs_async.batching.options import Batching
 from tfs_async.retry import RetryPolicy
 from tfs_async.transport.tls import TLSConfig
 
@@ -52,6 +53,8 @@ class ClientOptions:
             rules allow (e.g. float64 -> float32); implies fetching metadata.
         metadata: call metadata (gRPC) / headers (HTTP) sent with every attempt.
         compress: gzip request bodies (HTTP) / gzip call compression (gRPC).
+        batching: merge concurrent ``predict`` calls into batched requests
+            (:class:`~tfs_async.batching.Batching`); ``None``: every call alone.
     """
 
     timeout: float | None = DEFAULT_TIMEOUT
@@ -61,12 +64,15 @@ class ClientOptions:
     cast: bool = False
     metadata: tuple[tuple[str, str], ...] = ()
     compress: bool = False
+    batching: Batching | None = None
 
     def __post_init__(self) -> None:
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {self.timeout!r}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries!r}")
+        if self.batching is not None and not isinstance(self.batching, Batching):
+            raise TypeError(f"batching must be a tfs_async.Batching or None, got {self.batching!r}")
 
     def merged(self, **overrides: Any) -> ClientOptions:
         """A copy with the given options replaced (``metadata`` may be a mapping)."""
