@@ -22,31 +22,45 @@ BAD = -1.0  # a row whose first value is this makes the whole request fail
 class Recorder:
     """What the model saw: dimension 0 of each request, per signature; a gate to hold answers.
 
-    Signature ``gated`` holds every request until :meth:`release`; ``entered``
-    is set as soon as one arrived.
+    Signature ``gated`` holds every request until :meth:`release` (all of them)
+    or :meth:`allow` (request number k, from 0); ``entered`` is set as soon as
+    one arrived.
     """
 
     sizes: dict[str, list[int]] = field(default_factory=dict)
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    allowed: set[int] = field(default_factory=set)
     _waiters: list[asyncio.Event] = field(default_factory=list)
 
-    def seen(self, name: str, rows: int) -> None:
-        self.sizes.setdefault(name, []).append(rows)
+    def _changed(self) -> None:
         for waiter in self._waiters:
             waiter.set()
         self._waiters.clear()
 
-    async def requests(self, name: str, count: int) -> list[int]:
-        """Wait until signature ``name`` has received ``count`` requests; their sizes."""
-        while len(self.sizes.get(name, [])) < count:
+    async def _until(self, done: Any) -> None:
+        while not done():
             waiter = asyncio.Event()
             self._waiters.append(waiter)
             await waiter.wait()
+
+    def seen(self, name: str, rows: int) -> int:
+        self.sizes.setdefault(name, []).append(rows)
+        self._changed()
+        return len(self.sizes[name]) - 1
+
+    async def requests(self, name: str, count: int) -> list[int]:
+        """Wait until signature ``name`` has received ``count`` requests; their sizes."""
+        await self._until(lambda: len(self.sizes.get(name, [])) >= count)
         return self.sizes[name]
 
     def release(self) -> None:
         self.gate.set()
+        self._changed()
+
+    def allow(self, request: int) -> None:
+        self.allowed.add(request)
+        self._changed()
 
     def model(self) -> PythonModel:
         async def double(t: Arrays) -> Arrays:
@@ -66,9 +80,9 @@ class Recorder:
             return {"total": np.float32(t["x"].sum())}
 
         async def gated(t: Arrays) -> Arrays:
-            self.seen("gated", len(t["x"]))
+            k = self.seen("gated", len(t["x"]))
             self.entered.set()
-            await self.gate.wait()
+            await self._until(lambda: self.gate.is_set() or k in self.allowed)
             return {"y": t["x"] * 2}
 
         async def picky(t: Arrays) -> Arrays:
