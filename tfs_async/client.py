@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Awaitable,
     Callable,
     Coroutine,
@@ -392,7 +392,7 @@ class Client:
         ordered: bool = ...,
         max_in_flight: int = ...,
         on_error: Literal["raise"] = ...,
-    ) -> AsyncIterator[PredictResult]: ...
+    ) -> AsyncGenerator[PredictResult, None]: ...
 
     @overload
     def predict_stream(
@@ -408,7 +408,7 @@ class Client:
         ordered: bool = ...,
         max_in_flight: int = ...,
         on_error: OnError,
-    ) -> AsyncIterator[PredictResult | Exception]: ...
+    ) -> AsyncGenerator[PredictResult | Exception, None]: ...
 
     def predict_stream(
         self,
@@ -423,7 +423,7 @@ class Client:
         ordered: bool = True,
         max_in_flight: int = 256,
         on_error: OnError = "raise",
-    ) -> AsyncIterator[PredictResult | Exception]:
+    ) -> AsyncGenerator[PredictResult | Exception, None]:
         """Predict every item of ``source``, yielding one result per item.
 
         ``source`` is a plain or async iterable of :meth:`predict` inputs (one

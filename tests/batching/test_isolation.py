@@ -22,6 +22,7 @@ from tfs_async import (
     Client,
     FailedPreconditionError,
     InvalidArgumentError,
+    TFServingError,
     UnavailableError,
 )
 from tfs_async.testing import Fault, ModelServer
@@ -49,7 +50,7 @@ async def test_only_the_callers_at_fault_fail(
     rec: Recorder,
     protocol: str,
     sig: str,
-    error_type: type[Exception],
+    error_type: type[TFServingError],
 ) -> None:
     if protocol == "http":
         error_type = InvalidArgumentError  # REST folds FAILED_PRECONDITION into a 400
@@ -65,6 +66,7 @@ async def test_only_the_callers_at_fault_fail(
     for i, result in enumerate(results):
         if i in bad:
             assert isinstance(result, error_type), (i, result)
+            assert isinstance(result, TFServingError)
             assert "-1" in result.message
             assert result.model is not None
             assert result.model.name == MODEL

@@ -81,7 +81,7 @@ def batchable_signature(signature: SignatureSpec) -> bool:
 class _Call:
     """One caller's rows and the future its answer goes to."""
 
-    __slots__ = ("deadline", "future", "inputs", "queued_at", "rows")
+    __slots__ = ("batch", "deadline", "future", "inputs", "queued_at", "rows")
 
     def __init__(
         self,
@@ -96,15 +96,24 @@ class _Call:
         self.future = future
         self.deadline = deadline
         self.queued_at = queued_at
+        self.batch: _Batch | None = None
 
 
 class _Batch:
-    __slots__ = ("calls", "reason", "rows")
+    __slots__ = ("calls", "reason", "rows", "task")
 
     def __init__(self) -> None:
         self.calls: list[_Call] = []
         self.rows = 0
         self.reason: FlushReason = "delay"
+        self.task: asyncio.Task[None] | None = None
+
+
+def _abandon(call: _Call) -> None:
+    """The caller left: once every caller of its request has, cancel the request."""
+    batch = call.batch
+    if batch is not None and batch.task is not None and all(c.future.done() for c in batch.calls):
+        batch.task.cancel()
 
 
 class _Group:
@@ -236,6 +245,7 @@ def _expire(call: _Call, model: ModelSpec, timeout: float) -> None:
                 model=model,
             )
         )
+        _abandon(call)
 
 
 class Batcher:
@@ -307,13 +317,17 @@ class Batcher:
         self._enqueue(group, call, loop)
         if group.space:
             self._make_room(group)
-        if deadline is None or timeout is None:
-            return await future
-        timer = loop.call_at(deadline, _expire, call, model, timeout)
+        timer = None
+        if deadline is not None and timeout is not None:
+            timer = loop.call_at(deadline, _expire, call, model, timeout)
         try:
             return await future
+        except asyncio.CancelledError:
+            _abandon(call)
+            raise
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
 
     async def _send_idle(
         self,
@@ -385,6 +399,7 @@ class Batcher:
                     call.queued_at + config.max_delay, self._on_delay, group, batch
                 )
         batch.calls.append(call)
+        call.batch = batch
         batch.rows += call.rows
         group.queued += 1
         if batch.rows >= config.max_batch_size:
@@ -418,7 +433,7 @@ class Batcher:
             group.in_flight += 1
             if loop is None:
                 loop = asyncio.get_running_loop()
-            task = loop.create_task(self._run(group, batch), name=_TASK_NAME)
+            task = batch.task = loop.create_task(self._run(group, batch), name=_TASK_NAME)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if group.space:

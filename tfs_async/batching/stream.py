@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine, Iterable
 from typing import Any, Generic, Literal, TypeVar
 
 __all__ = ["OnError", "stream_calls"]
@@ -52,7 +52,7 @@ async def stream_calls(
     ordered: bool = True,
     max_in_flight: int = 256,
     on_error: OnError = "raise",
-) -> AsyncIterator[R | Exception]:
+) -> AsyncGenerator[R | Exception, None]:
     """Yield the outcome of ``call(item)`` for every item of ``source``.
 
     An item that is an :class:`Exception` is not called: it is its own outcome
