@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Mapping
@@ -435,7 +436,7 @@ class Batcher:
                 loop = asyncio.get_running_loop()
             task = batch.task = loop.create_task(self._run(group, batch), name=_TASK_NAME)
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(functools.partial(self._ended, group))
         if group.space:
             self._make_room(group)
 
@@ -451,13 +452,16 @@ class Batcher:
                 self._drained.set()
 
     async def _run(self, group: _Group, batch: _Batch) -> None:
-        try:
-            limit = group.config.max_isolation_requests
-            budget = _Budget(float("inf") if limit is None else limit)
-            await self._deliver(group, batch.calls, batch.reason, budget)
-        finally:
-            group.in_flight -= 1
-            self._settle(group)
+        limit = group.config.max_isolation_requests
+        budget = _Budget(float("inf") if limit is None else limit)
+        await self._deliver(group, batch.calls, batch.reason, budget)
+
+    def _ended(self, group: _Group, task: asyncio.Task[None]) -> None:
+        # A done callback, not a ``finally``: a task cancelled before it started
+        # (all its callers left at once) never runs its coroutine.
+        self._tasks.discard(task)
+        group.in_flight -= 1
+        self._settle(group)
 
     def _count(
         self, group: _Group, rows: int, callers: int, reason: FlushReason, delay: float
@@ -505,8 +509,10 @@ class Batcher:
         try:
             result = await group.send(_merge(live), timeout)
         except (InvalidArgumentError, FailedPreconditionError) as error:
+            sent = len(live)
             live = [c for c in live if not c.future.done()]
             if len(live) > 1 and budget.left >= 2:
+                # Someone's rows were refused: split in halves until the culprits are alone.
                 budget.left -= 2
                 self._stats.isolation_splits += 1
                 half = len(live) // 2
@@ -515,7 +521,12 @@ class Batcher:
                     self._deliver(group, live[half:], "isolation", budget),
                 )
                 return
-            if reason == "isolation" and len(live) == 1:
+            if len(live) == 1 and sent > 1 and budget.left >= 1:
+                # The others left meanwhile: the refused rows may have been theirs.
+                budget.left -= 1
+                await self._deliver(group, live, "isolation", budget)
+                return
+            if reason == "isolation" and sent == 1:
                 self._stats.isolated_errors += 1
             _fail(live, error)
             return
