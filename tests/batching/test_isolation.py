@@ -2,8 +2,8 @@
 
 The ``picky`` and ``strict`` signatures refuse a whole request when one of its
 rows starts with -1 (as a TF assert op would), with INVALID_ARGUMENT and
-FAILED_PRECONDITION. Calls gathered together enter the batcher in one loop
-iteration: the first goes at once (its group is idle), the others are merged.
+FAILED_PRECONDITION. Calls gathered together enter the batcher in one turn of
+the event loop and go as one request.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ async def test_only_the_callers_at_fault_fail(
     inputs = [bad_rows(i) if i in bad else rows(i, 1) for i in range(65)]
     async with client_of(server, protocol, Batching(max_batch_size=64, max_delay=HOLD)) as client:
         async with within(STEP):
+            await client.metadata(MODEL)  # HTTP needs it: all callers then start together
             results = await asyncio.gather(
                 *(client.predict(MODEL, {"x": x}, signature=sig) for x in inputs),
                 return_exceptions=True,
@@ -75,7 +76,8 @@ async def test_only_the_callers_at_fault_fail(
             np.testing.assert_array_equal(result["y"], inputs[i] * 2)
     assert len({id(results[i]) for i in bad}) == 3  # each its own exception object
     sizes = rec.sizes[sig]
-    assert sorted(sizes[:2]) == [1, 64]  # the first alone, one merged request (refused)
+    assert sizes[0] == 64  # one merged request, refused; the 65th caller waits for the group
+    assert sizes[-1] == 1
     assert stats.isolation_splits > 0
     assert stats.isolated_errors == 3
     # Bisection is bounded: at most 2n - 2 more requests for n callers.
@@ -91,14 +93,14 @@ async def test_isolation_can_be_turned_off(
     inputs = [bad_rows(i) if i == 2 else rows(i, 1) for i in range(5)]
     batching = Batching(max_delay=HOLD, max_isolation_requests=cap)
     async with client_of(server, protocol, batching) as client, within(STEP):
+        await client.metadata(MODEL)
         results = await asyncio.gather(
             *(client.predict(MODEL, {"x": x}, signature="picky") for x in inputs),
             return_exceptions=True,
         )
-    assert not isinstance(results[0], BaseException)  # alone, before the others
     failed = [i for i, r in enumerate(results) if isinstance(r, InvalidArgumentError)]
-    assert failed == ([1, 2, 3, 4] if cap == 0 else [2])
-    assert sorted(rec.sizes["picky"][:2]) == [1, 4]
+    assert failed == ([0, 1, 2, 3, 4] if cap == 0 else [2])
+    assert rec.sizes["picky"][0] == 5
 
 
 async def test_transport_failures_follow_the_retry_rules_for_every_caller(

@@ -96,8 +96,7 @@ async def test_the_observer_sees_every_request_as_plain_numbers(
         (MODEL, 1, 1, "idle"),
         (MODEL, 6, 3, "idle"),
     ]
-    assert events[0].queue_delay == 0.0
-    assert events[1].queue_delay >= 0.0
+    assert all(e.queue_delay >= 0.0 for e in events)
     assert all(e.in_flight == 1 for e in events)
     assert "a broken observer" in caplog.text
     assert any(r.levelno == logging.ERROR for r in caplog.records)

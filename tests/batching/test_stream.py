@@ -14,6 +14,7 @@ from batching_support import BAD, MODEL, Recorder, batch_tasks, rows, target_of
 from client_support import STEP, within
 
 from tfs_async import Batching, Client, InvalidArgumentError, PredictResult
+from tfs_async.batching import stream_calls
 from tfs_async.testing import ModelServer
 
 
@@ -153,8 +154,8 @@ async def test_leaving_the_loop_cancels_every_call_still_running(
         if held:
             await asyncio.wait(held)  # ends only if they were cancelled
         assert not batch_tasks()
-        assert client.batching_stats().in_flight == 0
         rec.release()
+    assert client.batching_stats().in_flight == 0
 
 
 async def test_a_plain_break_cleans_up_when_the_generator_is_finalized(
@@ -234,3 +235,35 @@ async def test_bad_stream_settings_are_refused_at_once(server: ModelServer) -> N
             client.predict_stream(MODEL, [], on_error="ignore")  # type: ignore[call-overload]
         with pytest.raises(ValueError, match="not both"):
             client.predict_stream(MODEL, [], version=1, label="stable")
+
+
+async def _identity(item: int) -> int:
+    return item
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize("max_in_flight", [1, 2, 3, 8])
+async def test_a_stream_ends_when_its_last_items_finish_at_once(
+    ordered: bool, max_in_flight: int
+) -> None:
+    # Calls that finish in their first step, mixed with items that are errors: the
+    # last results are ready before their tasks' callbacks have run. (A stream once
+    # waited forever here.)
+    for count in range(1, 12):
+        items: list[int | Exception] = [ValueError(i) if i % 3 == 1 else i for i in range(count)]
+        async with within(STEP):
+            outcomes = [
+                o
+                async for o in stream_calls(
+                    _identity,
+                    items,
+                    ordered=ordered,
+                    max_in_flight=max_in_flight,
+                    on_error="return",
+                )
+            ]
+        assert len(outcomes) == count
+        if ordered:
+            assert [o if isinstance(o, int) else -1 for o in outcomes] == [
+                -1 if i % 3 == 1 else i for i in range(count)
+            ]

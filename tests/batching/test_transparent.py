@@ -35,16 +35,16 @@ def client_of(server: ModelServer, protocol: str, batching: Batching | None, **k
 async def test_a_lone_call_is_sent_at_once_without_waiting_for_max_delay(
     server: ModelServer, rec: Recorder, protocol: str
 ) -> None:
-    async with client_of(server, protocol, Batching(max_delay=HOLD)) as client:
-        async with within(STEP):  # max_delay is 100 s: only the idle rule can answer in time
-            result = await client.predict(MODEL, {"x": rows(7, 3)})
-            again = await client.predict(MODEL, {"x": rows(8, 2)})
-        stats = client.batching_stats()
+    # max_delay is 100 s: only the idle rule can answer within STEP.
+    async with client_of(server, protocol, Batching(max_delay=HOLD)) as client, within(STEP):
+        result = await client.predict(MODEL, {"x": rows(7, 3)})
+        again = await client.predict(MODEL, {"x": rows(8, 2)})
+    stats = client.batching_stats()
     np.testing.assert_array_equal(result["y"], rows(7, 3) * 2)
     np.testing.assert_array_equal(again["y"], rows(8, 2) * 2)
     assert rec.sizes == {"serving_default": [3, 2]}
     assert stats.flushes == {"idle": 2}
-    assert (stats.batches, stats.rows, stats.callers, stats.queue_delay_max) == (2, 5, 2, 0.0)
+    assert (stats.batches, stats.rows, stats.callers) == (2, 5, 2)
     assert (stats.queued, stats.in_flight) == (0, 0)
 
 
@@ -168,12 +168,12 @@ async def test_calls_that_cannot_merge_go_in_separate_requests(
             {"x": rows(3, 1, cols=4)},  # merges with the second
         ]
         tasks = [asyncio.create_task(client.predict(MODEL, c, signature="gated")) for c in calls]
-        # One group per trailing shape: the (n, 4) group was idle, its first call went at once.
-        assert await rec.requests("gated", 2) == [1, 1]
+        # One group per trailing shape. The (n, 4) group was idle: its two calls (same
+        # turn of the event loop) went at once; the (n, 3) ones wait for their busy group.
+        assert await rec.requests("gated", 2) == [1, 2]
         rec.release()
         results = await asyncio.gather(first, *tasks)
-    # Then each group's queue: 2 + 3 rows of (n, 3), 1 row of (n, 4).
-    assert sorted(rec.sizes["gated"]) == [1, 1, 1, 5]
+    assert sorted(rec.sizes["gated"]) == [1, 2, 5]
     for i, (call, result) in enumerate(zip(calls, results[1:], strict=True)):
         np.testing.assert_array_equal(result["y"], call["x"] * 2, err_msg=f"caller {i}")
 
@@ -223,7 +223,7 @@ async def test_multi_input_and_single_unnamed_inputs_merge(
     assert rec.sizes["gated"] == [1, 3]
     for i, result in enumerate(results[1:]):
         np.testing.assert_array_equal(result["y"], rows(i, 1) * 2)
-    assert sorted(rec.sizes["pair"]) == [2, 2]  # the first went alone (idle), then two together
+    assert rec.sizes["pair"] == [4]  # three callers, one request
     assert [s["sum"].tolist() for s in sums] == [[11, 22], [12], [7]]
     assert [s["diff"].tolist() for s in sums] == [[-9, -18], [2], [-1]]
 
@@ -232,12 +232,13 @@ async def test_string_inputs_of_any_length_merge(
     server: ModelServer, rec: Recorder, protocol: str
 ) -> None:
     async with client_of(server, protocol, Batching(max_delay=HOLD)) as client, within(STEP):
+        await client.metadata(MODEL)  # HTTP needs it: all callers then start together
         results = await asyncio.gather(
             client.predict(MODEL, {"s": np.array(["ab", "c"])}, signature="strings"),
             client.predict(MODEL, {"s": np.array(["longer text"])}, signature="strings"),
             client.predict(MODEL, {"s": np.array(["d"])}, signature="strings"),
         )
-    assert rec.sizes["strings"] == [2, 2]
+    assert rec.sizes["strings"] == [4]
     assert [list(r["s"]) for r in results] == [[b"ab", b"c"], [b"longer text"], [b"d"]]
 
 
@@ -263,10 +264,11 @@ async def test_outputs_without_a_batch_dimension_are_detected_and_not_batched_ag
         assert sizes == [2] * 8
         assert stats.batches == 0
     else:
-        # gRPC without validation has no metadata: the first answer (a scalar for 2
-        # rows) tells, then every caller goes alone.
-        assert sizes == [2] * 8
+        # gRPC without validation has no metadata: the first merged answer (one scalar
+        # for 8 rows) tells; its callers are sent again alone, and every later call too.
+        assert sizes == [8] + [2] * 8
         assert stats.unbatchable == 1
+        assert stats.flushes == {"idle": 1, "alone": 4}
 
 
 async def test_batching_per_model_and_per_copy(
@@ -285,10 +287,11 @@ async def test_batching_per_model_and_per_copy(
             asyncio.create_task(batched.predict(MODEL, {"x": rows(i, 1)}, signature="gated"))
             for i in range(3)
         ]
-        await rec.requests("gated", 5)  # the copy's first call: its group was idle
+        # The copy batches; its group was idle: the three calls go at once, together.
+        await rec.requests("gated", 5)
         rec.release()
         await asyncio.gather(first, *tasks, *more)
-    assert rec.sizes["gated"] == [1, 1, 1, 1, 1, 2]
+    assert rec.sizes["gated"] == [1, 1, 1, 1, 3]
 
 
 async def test_close_sends_what_is_queued_then_refuses(

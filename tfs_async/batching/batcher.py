@@ -8,8 +8,9 @@ goes together and when, and imports nothing of the client.
 Per group (same route, same batching settings, same input names, dtypes and
 trailing shapes):
 
-* a call arriving when nothing of the group is queued or in flight is sent at
-  once, by its own task (``"idle"``): no waiting, no extra task;
+* a call arriving when nothing of the group is in flight is sent at once: on
+  the next turn of the event loop, together with the calls of the same group
+  that arrive in this turn (``"idle"``), never after a timer;
 * otherwise it joins the open batch, which is sent when it is full
   (``"size"``), when its first call has waited ``max_delay`` (``"delay"``), or as
   soon as the group has nothing in flight (``"idle"``), at most
@@ -56,7 +57,7 @@ PredictSend = Callable[[Mapping[str, Any], "float | None"], Awaitable[PredictRes
 
 _TASK_NAME = "tfs_async.batching.send"
 # One input as it merges: name, dtype (strings: their kind), shape after dimension 0.
-_InputKey = tuple[str, str, tuple[int, ...]]
+_InputKey = tuple[str, "str | np.dtype[Any]", tuple[int, ...]]
 
 
 class BatchQueueFullError(ResourceExhaustedError):
@@ -147,7 +148,7 @@ class _Group:
         self.ready: deque[_Batch] = deque()
         self.queued = 0
         self.in_flight = 0
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Handle | None = None
         # Callers waiting for room in the queue, and callers woken but not yet back.
         self.space: deque[asyncio.Future[None]] = deque()
         self.reserved = 0
@@ -180,13 +181,17 @@ def _prepare(
         arrays[name] = value
     if rows < 0:
         return None
-    key = tuple(
-        sorted(
-            (name, v.dtype.kind if v.dtype.kind in "SU" else v.dtype.str, v.shape[1:])
-            for name, v in arrays.items()
-        )
-    )
+    if len(arrays) == 1:
+        key: tuple[_InputKey, ...] = tuple(_input_key(n, v) for n, v in arrays.items())
+    else:
+        key = tuple(sorted(_input_key(n, v) for n, v in arrays.items()))
     return arrays, rows, key
+
+
+def _input_key(name: str, value: npt.NDArray[Any]) -> _InputKey:
+    dtype = value.dtype
+    # Strings of any length concatenate (into the longest); other dtypes must be equal.
+    return (name, dtype.kind if dtype.kind in "SU" else dtype, value.shape[1:])
 
 
 def _merge(calls: list[_Call]) -> dict[str, npt.NDArray[Any]]:
@@ -299,10 +304,8 @@ class Batcher:
         deadline = None if timeout is None else now + timeout
         group = self._groups.get(key)
         if group is None:
-            # Idle: nothing of this group queued or in flight. Send at once, from this task.
             group = self._groups[key] = _Group(key, route, config, send, model)
-            return await self._send_idle(group, arrays, rows, timeout)
-        if group.queued + group.reserved >= config.max_queue or group.space:
+        elif group.queued + group.reserved >= config.max_queue or group.space:
             if config.when_full == "raise":
                 self._stats.rejected += 1
                 raise BatchQueueFullError(
@@ -329,24 +332,6 @@ class Batcher:
         finally:
             if timer is not None:
                 timer.cancel()
-
-    async def _send_idle(
-        self,
-        group: _Group,
-        inputs: dict[str, npt.NDArray[Any]],
-        rows: int,
-        timeout: float | None,
-    ) -> PredictResult:
-        group.in_flight += 1
-        self._count(group, rows, 1, "idle", 0.0)
-        try:
-            result = await group.send(inputs, timeout)
-            if not _splittable(result, rows):
-                self._mark_unbatchable(group.route)
-            return result
-        finally:
-            group.in_flight -= 1
-            self._settle(group)
 
     async def _wait_for_room(
         self, group: _Group, deadline: float | None, model: ModelSpec, timeout: float | None
@@ -394,10 +379,14 @@ class Batcher:
         if batch is None:
             batch = group.open = _Batch()
             if self._closing:
-                batch.reason = "close"
+                pass
+            elif group.in_flight == 0:
+                # Idle: sent on the next turn of the event loop, with the calls that
+                # arrive in this one (callers woken together come back together).
+                group.timer = loop.call_soon(self._on_timer, group, batch, "idle")
             else:
                 group.timer = loop.call_at(
-                    call.queued_at + config.max_delay, self._on_delay, group, batch
+                    call.queued_at + config.max_delay, self._on_timer, group, batch, "delay"
                 )
         batch.calls.append(call)
         call.batch = batch
@@ -405,13 +394,13 @@ class Batcher:
         group.queued += 1
         if batch.rows >= config.max_batch_size:
             self._close_open(group, "size")
-        elif self._closing or group.in_flight == 0:
-            self._close_open(group, "close" if self._closing else "idle")
+        elif self._closing:
+            self._close_open(group, "close")
 
-    def _on_delay(self, group: _Group, batch: _Batch) -> None:
+    def _on_timer(self, group: _Group, batch: _Batch, reason: FlushReason) -> None:
         if group.open is batch:
             group.timer = None
-            self._close_open(group, "delay")
+            self._close_open(group, reason)
 
     def _close_open(self, group: _Group, reason: FlushReason) -> None:
         batch = group.open

@@ -76,7 +76,7 @@ async def stream_calls(
         running.discard(task)
         if not ordered:
             window.append(task)
-            wake.set()
+        wake.set()
 
     def start(item: T | Exception) -> None:
         if isinstance(item, Exception):
@@ -122,7 +122,10 @@ async def stream_calls(
     try:
         while True:
             if not window:
-                if finished and not running:
+                # Ordered, every started item is in the window (``running`` may still
+                # list a finished task whose callbacks have not run yet); unordered, a
+                # running item lands in the window when it ends.
+                if finished and (ordered or not running):
                     break
                 wake.clear()
                 await wake.wait()
