@@ -92,6 +92,15 @@ class _Shared:
         self.metadata = MetadataCache(metadata_ttl)
         self.batcher = Batcher()
         self.closed = False
+        self._send_tokens: dict[tuple[Any, ...], object] = {}
+
+    def send_token(self, options: ClientOptions) -> object:
+        """One object per distinct set of options that shape a request (cheap to hash).
+
+        Calls of clients whose tokens differ (other call metadata, say) never merge.
+        """
+        key = (options.metadata, options.compress, options.max_retries, options.retry)
+        return self._send_tokens.setdefault(key, object())
 
 
 _MAX_VERSION = 2**63 - 1
@@ -182,12 +191,14 @@ class Client:
             )
         self._shared = _Shared(transport, options.retry, metadata_ttl)
         self._options = options
+        self._send_options = self._shared.send_token(options)
 
     @classmethod
     def _clone(cls, shared: _Shared, options: ClientOptions) -> Client:
         client = cls.__new__(cls)
         client._shared = shared
         client._options = options
+        client._send_options = shared.send_token(options)
         return client
 
     @property
@@ -366,14 +377,7 @@ class Client:
                 return self._attempts(lambda o: transport.predict(batch, o), spec, left)
 
             # Calls merge only when everything that shapes their request is equal.
-            route = (
-                spec,
-                outputs,
-                options.metadata,
-                options.compress,
-                options.max_retries,
-                options.retry,
-            )
+            route = (spec, outputs, self._send_options)
             return await self._shared.batcher.submit(route, config, named, send, time_left, spec)
         request = PredictRequest(spec, named, outputs, signature_info)
         return await self._call(lambda o: transport.predict(request, o), spec, time_left)

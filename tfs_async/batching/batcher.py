@@ -102,13 +102,16 @@ class _Call:
 
 
 class _Batch:
-    __slots__ = ("calls", "reason", "rows", "task")
+    __slots__ = ("calls", "expires_at", "expiry", "reason", "rows", "task")
 
     def __init__(self) -> None:
         self.calls: list[_Call] = []
         self.rows = 0
         self.reason: FlushReason = "delay"
         self.task: asyncio.Task[None] | None = None
+        # One timer per batch, at the earliest deadline of its callers still waiting.
+        self.expiry: asyncio.TimerHandle | None = None
+        self.expires_at = 0.0
 
 
 def _abandon(call: _Call) -> None:
@@ -169,29 +172,26 @@ def _prepare(
 ) -> tuple[dict[str, npt.NDArray[Any]], int, tuple[_InputKey, ...]] | None:
     """The call's inputs as arrays, their common rows and merge key; None: cannot merge."""
     arrays: dict[str, npt.NDArray[Any]] = {}
+    keys: list[_InputKey] = []
     rows = -1
     for name, raw in inputs.items():
         value = raw if type(raw) is np.ndarray else np.asarray(raw)
         shape = value.shape
         if not shape or shape[0] == 0 or (rows >= 0 and shape[0] != rows):
             return None
-        if value.dtype.kind == "O":
+        dtype = value.dtype
+        kind = dtype.kind
+        if kind == "O":
             return None
         rows = shape[0]
         arrays[name] = value
+        # Strings of any length concatenate (into the longest); other dtypes must be equal.
+        keys.append((name, kind if kind in "SU" else dtype, shape[1:]))
     if rows < 0:
         return None
-    if len(arrays) == 1:
-        key: tuple[_InputKey, ...] = tuple(_input_key(n, v) for n, v in arrays.items())
-    else:
-        key = tuple(sorted(_input_key(n, v) for n, v in arrays.items()))
-    return arrays, rows, key
-
-
-def _input_key(name: str, value: npt.NDArray[Any]) -> _InputKey:
-    dtype = value.dtype
-    # Strings of any length concatenate (into the longest); other dtypes must be equal.
-    return (name, dtype.kind if dtype.kind in "SU" else dtype, value.shape[1:])
+    if len(keys) > 1:
+        keys.sort()
+    return arrays, rows, tuple(keys)
 
 
 def _merge(calls: list[_Call]) -> dict[str, npt.NDArray[Any]]:
@@ -212,8 +212,16 @@ def _split(result: PredictResult, calls: list[_Call]) -> None:
             calls[0].future.set_result(result)
         return
     start = 0
-    items = list(result.items())
     spec = result.model
+    if len(result) == 1:
+        [(name, value)] = result.items()
+        for call in calls:
+            stop = start + call.rows
+            if not call.future.done():
+                call.future.set_result(PredictResult({name: value[start:stop]}, model=spec))
+            start = stop
+        return
+    items = list(result.items())
     for call in calls:
         stop = start + call.rows
         if not call.future.done():
@@ -243,15 +251,30 @@ def _fail(calls: list[_Call], error: BaseException) -> None:
         call.future.set_exception(error if len(live) == 1 else _own_copy(error))
 
 
-def _expire(call: _Call, model: ModelSpec, timeout: float) -> None:
-    if not call.future.done():
-        call.future.set_exception(
-            DeadlineExceededError(
-                f"the call's deadline ({timeout:g} s) passed while it waited for its batch",
-                model=model,
+def _expire(batch: _Batch, model: ModelSpec) -> None:
+    """Fail the callers of ``batch`` whose deadline has passed; re-arm for the next one."""
+    batch.expiry = None
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    following: float | None = None
+    where = "queued" if batch.task is None else "in flight"
+    for call in batch.calls:
+        deadline = call.deadline
+        if deadline is None or call.future.done():
+            continue
+        if deadline <= now:
+            call.future.set_exception(
+                DeadlineExceededError(
+                    f"the call's deadline passed while its batch was {where}", model=model
+                )
             )
-        )
-        _abandon(call)
+        elif following is None or deadline < following:
+            following = deadline
+    if following is not None:
+        batch.expires_at = following
+        batch.expiry = loop.call_at(following, _expire, batch, model)
+    elif batch.task is not None and all(c.future.done() for c in batch.calls):
+        batch.task.cancel()
 
 
 class Batcher:
@@ -321,17 +344,11 @@ class Batcher:
         self._enqueue(group, call, loop)
         if group.space:
             self._make_room(group)
-        timer = None
-        if deadline is not None and timeout is not None:
-            timer = loop.call_at(deadline, _expire, call, model, timeout)
         try:
             return await future
         except asyncio.CancelledError:
             _abandon(call)
             raise
-        finally:
-            if timer is not None:
-                timer.cancel()
 
     async def _wait_for_room(
         self, group: _Group, deadline: float | None, model: ModelSpec, timeout: float | None
@@ -391,6 +408,12 @@ class Batcher:
         batch.calls.append(call)
         call.batch = batch
         batch.rows += call.rows
+        deadline = call.deadline
+        if deadline is not None and (batch.expiry is None or deadline < batch.expires_at):
+            if batch.expiry is not None:
+                batch.expiry.cancel()
+            batch.expires_at = deadline
+            batch.expiry = loop.call_at(deadline, _expire, batch, group.model)
         group.queued += 1
         if batch.rows >= config.max_batch_size:
             self._close_open(group, "size")
@@ -425,7 +448,7 @@ class Batcher:
                 loop = asyncio.get_running_loop()
             task = batch.task = loop.create_task(self._run(group, batch), name=_TASK_NAME)
             self._tasks.add(task)
-            task.add_done_callback(functools.partial(self._ended, group))
+            task.add_done_callback(functools.partial(self._ended, group, batch))
         if group.space:
             self._make_room(group)
 
@@ -445,9 +468,12 @@ class Batcher:
         budget = _Budget(float("inf") if limit is None else limit)
         await self._deliver(group, batch.calls, batch.reason, budget)
 
-    def _ended(self, group: _Group, task: asyncio.Task[None]) -> None:
+    def _ended(self, group: _Group, batch: _Batch, task: asyncio.Task[None]) -> None:
         # A done callback, not a ``finally``: a task cancelled before it started
         # (all its callers left at once) never runs its coroutine.
+        if batch.expiry is not None:
+            batch.expiry.cancel()
+            batch.expiry = None
         self._tasks.discard(task)
         group.in_flight -= 1
         self._settle(group)

@@ -168,6 +168,25 @@ class Batching:
                 raise ValueError(f"Batching.models[{name!r}] cannot have models of its own")
         # A private copy: the caller's dict may change later.
         object.__setattr__(self, "models", dict(self.models))
+        # Hashed on every batched call (it is part of the group's key): once is enough.
+        object.__setattr__(
+            self,
+            "_hash",
+            hash(
+                (
+                    self.max_batch_size,
+                    self.max_delay,
+                    self.max_queue,
+                    self.max_in_flight,
+                    self.when_full,
+                    self.max_isolation_requests,
+                    self.observer,
+                )
+            ),
+        )
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined,no-any-return]
 
     def for_model(self, name: str) -> Batching | None:
         """The settings for model ``name``: its entry in :attr:`models`, else these."""
