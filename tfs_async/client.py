@@ -93,6 +93,15 @@ class _Shared:
         self.batcher = Batcher()
         self.closed = False
         self._send_tokens: dict[tuple[Any, ...], object] = {}
+        self._routes: dict[tuple[Any, ...], object] = {}
+
+    def route(self, spec: ModelSpec, outputs: tuple[str, ...], send_options: object) -> object:
+        """One object per model spec, output filter and send options (cheap to hash)."""
+        key = (spec.name, spec.version, spec.label, spec.signature, outputs, send_options)
+        token = self._routes.get(key)
+        if token is None:
+            token = self._routes[key] = object()
+        return token
 
     def send_token(self, options: ClientOptions) -> object:
         """One object per distinct set of options that shape a request (cheap to hash).
@@ -377,7 +386,7 @@ class Client:
                 return self._attempts(lambda o: transport.predict(batch, o), spec, left)
 
             # Calls merge only when everything that shapes their request is equal.
-            route = (spec, outputs, self._send_options)
+            route = self._shared.route(spec, outputs, self._send_options)
             return await self._shared.batcher.submit(route, config, named, send, time_left, spec)
         request = PredictRequest(spec, named, outputs, signature_info)
         return await self._call(lambda o: transport.predict(request, o), spec, time_left)
