@@ -168,8 +168,9 @@ def open_client(args: argparse.Namespace, target: str, **overrides: Any) -> Clie
 
     With ``--verbose`` the transport is wrapped so that every attempt is logged.
     """
-    from tfs_async.client import Client, transport_for
+    from tfs_async.client import Client
     from tfs_async.options import TLSConfig
+    from tfs_async.transport.target import transport_for
 
     tls = None
     if args.ca or args.cert or args.key or args.server_name:
