@@ -274,16 +274,14 @@ class Client:
 
     # -- the calls ---------------------------------------------------------------
 
-    async def _call(
+    def _call(
         self,
         run: Callable[[CallOptions], Awaitable[T]],
         model: ModelSpec | None,
         timeout: float | None,
-    ) -> T:
+    ) -> Awaitable[T]:
         self._check_open()
-        return await self._attempts(
-            run, model, self._options.timeout if timeout is None else timeout
-        )
+        return self._attempts(run, model, self._options.timeout if timeout is None else timeout)
 
     async def _attempts(
         self,

@@ -28,8 +28,8 @@ bounded memory.
 ...     return [r["y"][:, 0].tolist() for r in results]
 >>> asyncio.run(main())
 [[2.0], [4.0, 4.0], [6.0, 6.0, 6.0], [8.0, 8.0, 8.0, 8.0]]
->>> sorted(sizes)  # the first call went at once (nothing in flight), the other three together
-[1, 9]
+>>> sizes  # four callers, one request, sent at once: nothing was in flight
+[10]
 """
 
 from __future__ import annotations
