@@ -13,8 +13,10 @@ from tfs_async.types import *  # noqa: F403
 from tfs_async.types import __all__ as _types_all
 
 if TYPE_CHECKING:
-    from tfs_async.batching import BatchingError as BatchingError
-    from tfs_async.batching import MicroBatcher as MicroBatcher
+    from tfs_async.batching import BatchEvent as BatchEvent
+    from tfs_async.batching import Batching as Batching
+    from tfs_async.batching import BatchingStats as BatchingStats
+    from tfs_async.batching import BatchQueueFullError as BatchQueueFullError
     from tfs_async.client import Client as Client
     from tfs_async.options import TLSConfig as TLSConfig
     from tfs_async.retry import RetryPolicy as RetryPolicy
@@ -27,8 +29,10 @@ __version__ = "0.1.0"
 
 # The client and transports import grpc and aiohttp: load them on first use only.
 _LAZY = {
-    "BatchingError": "tfs_async.batching",
-    "MicroBatcher": "tfs_async.batching",
+    "BatchEvent": "tfs_async.batching",
+    "Batching": "tfs_async.batching",
+    "BatchingStats": "tfs_async.batching",
+    "BatchQueueFullError": "tfs_async.batching",
     "Client": "tfs_async.client",
     "RetryPolicy": "tfs_async.retry",
     "SyncClient": "tfs_async.sync",

@@ -47,8 +47,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         f"tfs_async.beam needs Apache Beam 2.78 or later: pip install 'tfs-async[beam]' ({error})"
     ) from error
 
-from tfs_async.batching import BatchingError
 from tfs_async.errors import (
+    InvalidArgumentError,
     InvalidInputError,
     ResourceExhaustedError,
     UnavailableError,
@@ -274,10 +274,9 @@ def _split(result: PredictResult, rows: int, spec: ModelSpec) -> list[dict[str, 
     """Per example, its row of every output (views, no copies)."""
     for name, array in result.items():
         if array.ndim == 0 or array.shape[0] != rows:
-            raise BatchingError(
+            raise InvalidArgumentError(
                 f"output {name!r} has shape {array.shape}, not {rows} rows (one per example "
                 "of the batch): the model's outputs are not batch-major",
-                output_name=name,
                 model=spec,
             )
     return [{name: array[i] for name, array in result.items()} for i in range(rows)]

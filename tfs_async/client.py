@@ -19,10 +19,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from tfs_async.batching import MicroBatcher
+from tfs_async.batching import Batcher, Batching, BatchingStats, batchable_signature
+from tfs_async.batching.stream import OnError, check_stream_args, stream_calls
 from tfs_async.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
@@ -92,6 +102,9 @@ class _Shared:
         self.observer: Observer | None = None
         #: the server's (host, port), for observers
         self.peer: tuple[str | None, int | None] = (None, None)
+        self.batcher = Batcher()
+        self._send_tokens: dict[tuple[Any, ...], object] = {}
+        self._routes: dict[tuple[Any, ...], object] = {}
 
     def lacks_metadata(self, model: ModelSpec) -> bool:
         since = self.no_metadata.get(MetadataCache.key(model))
@@ -101,6 +114,29 @@ class _Shared:
         if len(self.no_metadata) >= 1024:
             self.no_metadata.clear()
         self.no_metadata[MetadataCache.key(model)] = time.monotonic()
+
+    def route(self, spec: ModelSpec, outputs: tuple[str, ...], send_options: object) -> object:
+        """One object per model spec, output filter and send options (cheap to hash)."""
+        key = (spec.name, spec.version, spec.label, spec.signature, outputs, send_options)
+        token = self._routes.get(key)
+        if token is None:
+            token = self._routes[key] = object()
+        return token
+
+    def send_token(self, options: ClientOptions, rest_format: RestFormat | None) -> object:
+        """One object per distinct set of options that shape a request (cheap to hash).
+
+        Calls of clients whose tokens differ (other call metadata, say) never merge.
+        """
+        key = (
+            options.metadata,
+            options.compress,
+            options.max_retries,
+            options.retry,
+            options.wait_for_ready,
+            rest_format,
+        )
+        return self._send_tokens.setdefault(key, object())
 
 
 _MAX_VERSION = 2**63 - 1
@@ -171,6 +207,9 @@ class Client:
             servers that accept only that, such as KServe's v1 protocol).
         observer: told of every call, attempt, retry, pool wait and batch
             (see :mod:`tfs_async.observe`; :mod:`tfs_async.otel` for OpenTelemetry).
+        batching: merge concurrent ``predict`` calls into batched requests
+            (:class:`~tfs_async.batching.Batching`, per model with its ``models``);
+            callers keep calling :meth:`predict`. ``None`` (default): each call alone.
 
     Bad targets and options raise ValueError here, before anything is dialled.
 
@@ -197,6 +236,7 @@ class Client:
         max_message_size: int | None = None,
         rest_format: RestFormat | None = None,
         observer: Observer | None = None,
+        batching: Batching | None = None,
     ) -> None:
         if not metadata_ttl >= 0:
             raise ValueError(f"metadata_ttl must be >= 0 seconds, got {metadata_ttl!r}")
@@ -209,6 +249,7 @@ class Client:
             metadata=normalize_metadata(metadata),
             compress=compress,
             wait_for_ready=wait_for_ready,
+            batching=batching,
         )
         if isinstance(target, Transport):
             transport = target
@@ -225,8 +266,10 @@ class Client:
         self._rest_format = _rest_format(rest_format)
         if observer is not None:
             self._shared.observer = transport.observer = observer
+            self._shared.batcher.observer = observer
             target = getattr(transport, "target", getattr(transport, "base_url", ""))
             self._shared.peer = split_target(target)
+        self._send_options = self._shared.send_token(options, self._rest_format)
 
     @classmethod
     def _clone(
@@ -236,6 +279,7 @@ class Client:
         client._shared = shared
         client._options = options
         client._rest_format = rest_format
+        client._send_options = shared.send_token(options, rest_format)
         return client
 
     @property
@@ -253,7 +297,8 @@ class Client:
 
         Takes the :class:`ClientOptions` fields: ``timeout``, ``max_retries``,
         ``retry``, ``validate``, ``cast``, ``metadata``, ``compress``,
-        ``wait_for_ready`` and ``rest_format``.
+        ``wait_for_ready``, ``rest_format`` and ``batching``. Copies batch together
+        whenever their calls could go as one request.
         """
         rest_format = self._rest_format
         if "rest_format" in overrides:
@@ -268,11 +313,26 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Close the transport and its connections; idempotent. Later calls raise RuntimeError."""
+        """Close the client; idempotent. Later calls raise RuntimeError.
+
+        Calls already queued for batching are sent and answered first; then the
+        transport and its connections are closed.
+        """
         if self._shared.closed:
             return
         self._shared.closed = True
-        await self._shared.transport.aclose()
+        try:
+            await self._shared.batcher.aclose()
+        finally:
+            await self._shared.transport.aclose()
+
+    def batching_stats(self) -> BatchingStats:
+        """The batcher's counters (shared with the ``with_options`` copies), as plain numbers.
+
+        Requests sent, rows, flush reasons, batch sizes, queue delays, isolation
+        splits; see :class:`~tfs_async.batching.BatchingStats`.
+        """
+        return self._shared.batcher.stats()
 
     @property
     def closed(self) -> bool:
@@ -290,14 +350,25 @@ class Client:
 
     # -- the calls ---------------------------------------------------------------
 
-    async def _call(
+    def _call(
+        self,
+        run: Callable[[CallOptions], Awaitable[T]],
+        model: ModelSpec | None,
+        timeout: float | None,
+        method: str = "Predict",
+    ) -> Awaitable[T]:
+        self._check_open()
+        left = self._options.timeout if timeout is None else timeout
+        return self._attempts(run, model, left, method)
+
+    async def _attempts(
         self,
         run: Callable[[CallOptions], Awaitable[T]],
         model: ModelSpec | None,
         timeout: float | None,
         method: str = "Predict",
     ) -> T:
-        self._check_open()
+        """``run`` under the retry rules within exactly ``timeout`` seconds (``None``: none)."""
         options = self._options
         metadata, compress, rest_format = options.metadata, options.compress, self._rest_format
         ready = options.wait_for_ready
@@ -325,7 +396,7 @@ class Client:
             attempt = observe_attempts(observer, call, send, metadata)
         running = call_with_retries(
             attempt,
-            timeout=options.timeout if timeout is None else timeout,
+            timeout=timeout,
             max_retries=options.max_retries,
             policy=options.retry,
             budget=self._shared.budget,
@@ -442,7 +513,20 @@ class Client:
             # Repeated names always; unknown names when the signature is known (else
             # the transport checks them against the answer, as the server would).
             check_output_filter(output_filter, signature_info, spec)
-        request = PredictRequest(spec, named, tuple(output_filter or ()), signature_info)
+        outputs = tuple(output_filter or ())
+        batching = options.batching
+        config = batching.for_model(spec.name) if batching is not None else None
+        if config is not None and (signature_info is None or batchable_signature(signature_info)):
+            self._check_open()
+
+            def send(merged: Mapping[str, Any], left: float | None) -> Awaitable[PredictResult]:
+                batch = PredictRequest(spec, merged, outputs, signature_info)
+                return self._attempts(lambda o: transport.predict(batch, o), spec, left)
+
+            # Calls merge only when everything that shapes their request is equal.
+            route = self._shared.route(spec, outputs, self._send_options)
+            return await self._shared.batcher.submit(route, config, named, send, time_left, spec)
+        request = PredictRequest(spec, named, outputs, signature_info)
         result = await self._call(lambda o: transport.predict(request, o), spec, time_left)
         if without_metadata:
             # The model answered, so the metadata route is what is missing: do not ask
@@ -450,55 +534,159 @@ class Client:
             shared.remember_no_metadata(spec)
         return result
 
-    def batcher(
+    @overload
+    def predict_stream(
         self,
         model: str,
+        source: Iterable[Mapping[str, Any] | Any] | AsyncIterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = ...,
+        label: str | None = ...,
+        signature: str | None = ...,
+        output_filter: Sequence[str] | None = ...,
+        timeout: float | None = ...,
+        ordered: bool = ...,
+        max_in_flight: int = ...,
+        on_error: Literal["raise"] = ...,
+    ) -> AsyncGenerator[PredictResult, None]: ...
+
+    @overload
+    def predict_stream(
+        self,
+        model: str,
+        source: Iterable[Mapping[str, Any] | Any] | AsyncIterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = ...,
+        label: str | None = ...,
+        signature: str | None = ...,
+        output_filter: Sequence[str] | None = ...,
+        timeout: float | None = ...,
+        ordered: bool = ...,
+        max_in_flight: int = ...,
+        on_error: OnError,
+    ) -> AsyncGenerator[PredictResult | Exception, None]: ...
+
+    def predict_stream(
+        self,
+        model: str,
+        source: Iterable[Mapping[str, Any] | Any] | AsyncIterable[Mapping[str, Any] | Any],
         *,
         version: int | None = None,
         label: str | None = None,
         signature: str | None = None,
-        max_batch_size: int = 64,
-        max_delay: float = 0.002,
+        output_filter: Sequence[str] | None = None,
         timeout: float | None = None,
-    ) -> MicroBatcher:
-        """A :class:`~tfs_async.batching.MicroBatcher` merging concurrent predicts for ``model``.
+        ordered: bool = True,
+        max_in_flight: int = 256,
+        on_error: OnError = "raise",
+    ) -> AsyncGenerator[PredictResult | Exception, None]:
+        """Predict every item of ``source``, yielding one result per item.
 
-        A batch is sent when it holds ``max_batch_size`` rows or ``max_delay``
-        seconds after its first call; ``timeout`` bounds each batch call.
+        ``source`` is a plain or async iterable of :meth:`predict` inputs (one
+        call's inputs per item, usually one row). Items are predicted
+        concurrently, at most ``max_in_flight`` of them read ahead of what the
+        consumer took (memory stays bounded whatever the stream's length), so
+        with ``batching`` set they are merged into batched requests. Results come
+        in input order (``ordered=True``) or as they complete. ``timeout`` bounds
+        each item's call. An item that is an :class:`Exception` is not sent: it
+        is that item's outcome.
 
-        >>> import asyncio
+        ``on_error="raise"`` ends the stream with the first failed item's error
+        (in order when ordered); ``"return"`` yields the error in the item's
+        place. Leaving the loop or cancelling the consumer cancels every call
+        still running once the generator is closed (``contextlib.aclosing``
+        closes it at once).
+
+        >>> import asyncio, contextlib
         >>> async def main() -> None:
-        ...     async with Client("grpc://127.0.0.1:8500") as client:
-        ...         async with client.batcher("half_plus_two", max_batch_size=32) as batcher:
-        ...             print(batcher.model, batcher.max_batch_size)
+        ...     async with Client("grpc://127.0.0.1:8500", batching=Batching()) as client:
+        ...         rows = ({"x": [[float(i)]]} for i in range(1_000_000))
+        ...         stream = client.predict_stream("m", rows, on_error="return")
+        ...         async with contextlib.aclosing(stream) as results:
+        ...             async for result in results:
+        ...                 print(type(result).__name__)  # no server here: an error, returned
+        ...                 break
         >>> asyncio.run(main())
-        'half_plus_two' 32
+        ConnectionFailedError
         """
+        spec = _model(model, version, label, signature)
+        check_stream_args(max_in_flight, on_error)
         self._check_open()
 
-        def send(
-            spec: ModelSpec, inputs: Mapping[str, Any] | Any, timeout: float | None
-        ) -> Awaitable[PredictResult]:
+        def call(item: Mapping[str, Any] | Any) -> Coroutine[Any, Any, PredictResult]:
             return self.predict(
                 spec.name,
-                inputs,
+                item,
                 version=spec.version,
                 label=spec.label,
                 signature=spec.signature,
+                output_filter=output_filter,
                 timeout=timeout,
             )
 
-        return MicroBatcher(
-            send,
+        return stream_calls(
+            call, source, ordered=ordered, max_in_flight=max_in_flight, on_error=on_error
+        )
+
+    @overload
+    async def predict_many(
+        self,
+        model: str,
+        items: Iterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = ...,
+        label: str | None = ...,
+        signature: str | None = ...,
+        output_filter: Sequence[str] | None = ...,
+        timeout: float | None = ...,
+        max_in_flight: int = ...,
+        on_error: Literal["raise"] = ...,
+    ) -> list[PredictResult]: ...
+
+    @overload
+    async def predict_many(
+        self,
+        model: str,
+        items: Iterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = ...,
+        label: str | None = ...,
+        signature: str | None = ...,
+        output_filter: Sequence[str] | None = ...,
+        timeout: float | None = ...,
+        max_in_flight: int = ...,
+        on_error: OnError,
+    ) -> list[PredictResult | Exception]: ...
+
+    async def predict_many(
+        self,
+        model: str,
+        items: Iterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        signature: str | None = None,
+        output_filter: Sequence[str] | None = None,
+        timeout: float | None = None,
+        max_in_flight: int = 256,
+        on_error: OnError = "raise",
+    ) -> list[PredictResult] | list[PredictResult | Exception]:
+        """Predict every item of a finite collection; the results in input order.
+
+        :meth:`predict_stream` collected into a list (same arguments).
+        """
+        stream = self.predict_stream(
             model,
+            items,
             version=version,
             label=label,
             signature=signature,
-            max_batch_size=max_batch_size,
-            max_delay=max_delay,
+            output_filter=output_filter,
             timeout=timeout,
-            observer=self._shared.observer,
+            max_in_flight=max_in_flight,
+            on_error=on_error,
         )
+        return [result async for result in stream]
 
     async def classify(
         self,

@@ -4,7 +4,7 @@ An observer is told about every logical call (:meth:`Observer.call_started`,
 :meth:`Observer.call_ended`), every attempt of it (:meth:`Observer.attempt_started`,
 :meth:`Observer.attempt_ended`), each retry the client decides on, each retry the
 retry budget refuses, each wait for a free pooled connection, and each batch a
-:class:`~tfs_async.batching.MicroBatcher` sends. Give one to the client::
+request the client's batcher (``batching=``) sends. Give one to the client::
 
     client = Client("grpc://127.0.0.1:8500", observer=my_observer)
 
@@ -166,17 +166,18 @@ class PoolWait:
 
 @dataclass(frozen=True)
 class BatchFlush:
-    """A :class:`~tfs_async.batching.MicroBatcher` sent one batch.
+    """The client's batcher sent one request (see :class:`tfs_async.Batching`).
 
     Attributes:
         model: what the batch addresses.
         rows: rows in the batch (dimension 0 of the merged inputs).
         requests: callers merged into it.
-        reason: why it was sent now: ``"full"`` (max_batch_size reached),
-            ``"timer"`` (max_delay passed), ``"oversized"`` (one call at least
-            max_batch_size rows, sent alone), ``"close"`` (the batcher closed),
-            ``"incompatible"`` (the next call would overflow it).
-        queue_delay: seconds between the batch's first call and its sending.
+        reason: why it was sent now (:data:`tfs_async.batching.FlushReason`):
+            ``"idle"`` (nothing of its group in flight), ``"size"`` (max_batch_size
+            reached), ``"delay"`` (max_delay passed), ``"close"`` (the client
+            closed), ``"isolation"`` (a part re-sent to find a bad row), ``"alone"``
+            (a call that cannot be merged).
+        queue_delay: seconds its oldest caller waited before it was sent.
     """
 
     model: ModelSpec

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tfs_async.batching.options import Batching
 from tfs_async.retry import RetryPolicy
 from tfs_async.transport.tls import TLSConfig
 
@@ -56,6 +57,8 @@ class ClientOptions:
             resolved) waits for one within its deadline and is then sent, as
             gRPC's wait-for-ready (default). ``False``: fail fast, such failures
             are ordinary UNAVAILABLE errors under the retry policy.
+        batching: merge concurrent ``predict`` calls into batched requests
+            (:class:`~tfs_async.batching.Batching`); ``None``: every call alone.
     """
 
     timeout: float | None = DEFAULT_TIMEOUT
@@ -67,6 +70,7 @@ class ClientOptions:
     metadata: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     compress: bool = False
     wait_for_ready: bool = True
+    batching: Batching | None = None
 
     def __post_init__(self) -> None:
         timeout = self.timeout
@@ -84,6 +88,8 @@ class ClientOptions:
             raise ValueError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
         if not isinstance(self.retry, RetryPolicy):
             raise ValueError(f"retry must be a RetryPolicy, got {type(self.retry).__name__}")
+        if self.batching is not None and not isinstance(self.batching, Batching):
+            raise TypeError(f"batching must be a tfs_async.Batching or None, got {self.batching!r}")
 
     def merged(self, **overrides: Any) -> ClientOptions:
         """A copy with the given options replaced (``metadata`` may be a mapping).

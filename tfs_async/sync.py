@@ -32,16 +32,15 @@ import concurrent.futures
 import threading
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from tfs_async.client import Client
 from tfs_async.types import (
     ClassifyResult,
     Features,
     ModelMetadata,
-    ModelSpec,
     ModelVersionStatus,
     MultiInferenceResult,
     PredictResult,
@@ -50,11 +49,11 @@ from tfs_async.types import (
 
 if TYPE_CHECKING:
     from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
-    from tfs_async.batching import MicroBatcher
+    from tfs_async.batching import BatchingStats, OnError
     from tfs_async.options import ClientOptions
     from tfs_async.transport.base import Transport
 
-__all__ = ["SyncBatcher", "SyncClient"]
+__all__ = ["SyncClient"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -423,81 +422,71 @@ class SyncClient:
         """:meth:`Client.reload_config <tfs_async.client.Client.reload_config>`, blocking."""
         self._runner.call(self._client.reload_config, config, timeout=timeout)
 
-    def batcher(
+    @overload
+    def predict_many(
         self,
         model: str,
+        items: Iterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = ...,
+        label: str | None = ...,
+        signature: str | None = ...,
+        output_filter: Sequence[str] | None = ...,
+        timeout: float | None = ...,
+        max_in_flight: int = ...,
+        on_error: Literal["raise"] = ...,
+    ) -> list[PredictResult]: ...
+
+    @overload
+    def predict_many(
+        self,
+        model: str,
+        items: Iterable[Mapping[str, Any] | Any],
+        *,
+        version: int | None = ...,
+        label: str | None = ...,
+        signature: str | None = ...,
+        output_filter: Sequence[str] | None = ...,
+        timeout: float | None = ...,
+        max_in_flight: int = ...,
+        on_error: OnError,
+    ) -> list[PredictResult | Exception]: ...
+
+    def predict_many(
+        self,
+        model: str,
+        items: Iterable[Mapping[str, Any] | Any],
         *,
         version: int | None = None,
         label: str | None = None,
         signature: str | None = None,
-        max_batch_size: int = 64,
-        max_delay: float = 0.002,
+        output_filter: Sequence[str] | None = None,
         timeout: float | None = None,
-    ) -> SyncBatcher:
-        """A :class:`SyncBatcher`: ``predict`` calls from many threads merged into batches.
+        max_in_flight: int = 256,
+        on_error: OnError = "raise",
+    ) -> list[PredictResult] | list[PredictResult | Exception]:
+        """:meth:`Client.predict_many <tfs_async.client.Client.predict_many>`, blocking.
 
-        See :meth:`Client.batcher <tfs_async.client.Client.batcher>`; each thread's
-        call blocks until its batch is answered and gets exactly its own rows back.
+        The items are predicted concurrently (merged into batched requests when the
+        client has ``batching=``); the answers come back in the items' order.
         """
-        batcher = self._client.batcher(
+        return self._runner.call(
+            self._client.predict_many,
             model,
+            items,
             version=version,
             label=label,
             signature=signature,
-            max_batch_size=max_batch_size,
-            max_delay=max_delay,
+            output_filter=output_filter,
             timeout=timeout,
+            max_in_flight=max_in_flight,
+            on_error=on_error,
         )
-        return SyncBatcher(self._runner, batcher)
+
+    def batching_stats(self) -> BatchingStats:
+        """:meth:`Client.batching_stats <tfs_async.client.Client.batching_stats>`."""
+        return self._client.batching_stats()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<SyncClient {self._client.transport!r} {state}>"
-
-
-class SyncBatcher:
-    """A :class:`~tfs_async.batching.MicroBatcher` for threads (see :meth:`SyncClient.batcher`).
-
-    Concurrent :meth:`predict` calls from many threads are merged along dimension 0
-    into one request, as concurrent tasks are in asyncio. :meth:`close` (or leaving
-    ``with``) sends what is pending and waits for it.
-    """
-
-    def __init__(self, runner: _LoopThread, batcher: MicroBatcher) -> None:
-        self._runner = runner
-        self._batcher = batcher
-
-    @property
-    def model(self) -> ModelSpec:
-        """The model, version or label, and signature every call addresses."""
-        return self._batcher.model
-
-    @property
-    def max_batch_size(self) -> int:
-        """Rows at which a batch is sent without waiting."""
-        return self._batcher.max_batch_size
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called, or the client closed."""
-        return self._batcher.closed or self._runner.closed
-
-    def predict(self, inputs: Mapping[str, Any] | Any) -> PredictResult:
-        """:meth:`MicroBatcher.predict <tfs_async.batching.MicroBatcher.predict>`, blocking."""
-        return self._runner.call(self._batcher.predict, inputs)
-
-    def close(self) -> None:
-        """Send every pending batch and wait for it; idempotent."""
-        if not self._runner.closed:
-            self._runner.call(self._batcher.aclose)
-
-    def __enter__(self) -> SyncBatcher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -83,8 +83,11 @@ async def test_rows_in_flight_together_share_requests(client: Client) -> None:
     rows = [{"x": np.array([[i, 0]], np.float32)} for i in range(10)]
     async with within(STEP):
         outcomes = [o async for o in predict_rows(client, "scale", rows, max_batch_size=64)]
-    # All ten rows were queued before the first batch was sent: one request of ten rows.
-    assert [o["n"].tolist() for o in outcomes if not isinstance(o, Exception)] == [[10.0]] * 10
+    # Each answer says how many rows its request carried: ten rows, at most two requests
+    # (the row that fetched the metadata may go first, alone).
+    sizes = [float(o["n"][0]) for o in outcomes if not isinstance(o, Exception)]
+    assert len(sizes) == 10
+    assert round(sum(1 / n for n in sizes)) <= 2
 
 
 @over_both

@@ -11,6 +11,7 @@ import pytest
 from tests.observability.recording import target
 from tests.support.client import STEP, within
 from tests.support.harness import listeners
+from tfs_async.batching import Batching
 from tfs_async.client import Client
 from tfs_async.errors import StatusCode, UnavailableError
 from tfs_async.retry import RetryPolicy
@@ -50,11 +51,11 @@ async def test_retries_refusals_and_batches_are_logged_without_payloads_or_crede
             ) as client,
         ):
             await client.predict("half_plus_two", X)
-            async with client.batcher("double", max_batch_size=2, max_delay=STEP) as batcher:
-                await asyncio.gather(
-                    batcher.predict({"x": np.array([VALUE], np.float32)}),
-                    batcher.predict({"x": np.array([VALUE], np.float32)}),
-                )
+            batched = client.with_options(batching=Batching(max_batch_size=2, max_delay=STEP))
+            await asyncio.gather(
+                batched.predict("double", {"x": np.array([VALUE], np.float32)}),
+                batched.predict("double", {"x": np.array([VALUE], np.float32)}),
+            )
         rule.times = None  # now fail for good, with a budget that refuses the retry
         no_budget = RetryPolicy(budget_ratio=0.0, budget_min_retries=0)
         async with (
@@ -72,7 +73,7 @@ async def test_retries_refusals_and_batches_are_logged_without_payloads_or_crede
     assert "attempt 3" in retries[1]
     assert "half_plus_two" in retries[1]
     assert any(m.startswith("retry budget spent") for m in messages)
-    assert any("batch for" in m and "(full): 2 rows from 2 calls" in m for m in messages)
+    assert any("batch for" in m and "(size): 2 rows from 2 calls" in m for m in messages)
     for record in records:
         text = _texts(record)
         assert "s3cr3t" not in text, record.getMessage()

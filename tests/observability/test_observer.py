@@ -10,6 +10,7 @@ import pytest
 from tests.observability.recording import Recorder, predicts, target
 from tests.support.client import STEP, within
 from tests.support.harness import listeners
+from tfs_async.batching import Batching
 from tfs_async.client import Client
 from tfs_async.errors import StatusCode, UnavailableError
 from tfs_async.observe import Observer, Observers, split_target
@@ -122,19 +123,19 @@ async def test_each_batch_sent_is_reported_with_its_rows_and_reason(core: Server
     async with (
         listeners(core) as where,
         within(STEP),
-        Client(target("grpc", where), timeout=STEP, observer=recorder) as client,
-        client.batcher("double", max_batch_size=3, max_delay=STEP) as batcher,
+        Client(
+            target("grpc", where),
+            timeout=STEP,
+            observer=recorder,
+            batching=Batching(max_batch_size=3, max_delay=STEP),
+        ) as client,
     ):
         await asyncio.gather(
-            batcher.predict({"x": np.ones(1, np.float32)}),
-            batcher.predict({"x": np.ones(2, np.float32)}),
+            client.predict("double", {"x": np.ones(1, np.float32)}),
+            client.predict("double", {"x": np.ones(2, np.float32)}),
         )
-        await batcher.predict({"x": np.ones(4, np.float32)})
     flushes = recorder.of("batch_flushed")
-    assert [(f.rows, f.requests, f.reason) for f in flushes] == [
-        (3, 2, "full"),
-        (4, 1, "oversized"),
-    ]
+    assert [(f.rows, f.requests, f.reason) for f in flushes] == [(3, 2, "size")]
     assert all(f.model.name == "double" and f.queue_delay >= 0 for f in flushes)
 
 

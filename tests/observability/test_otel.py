@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tests.observability.recording import predicts, target
 from tests.support.client import STEP, within
 from tests.support.harness import listeners
+from tfs_async.batching import Batching
 from tfs_async.client import Client
 from tfs_async.errors import StatusCode as Code
 from tfs_async.errors import UnavailableError
@@ -190,17 +191,22 @@ async def test_batches_and_pool_waits_are_measured(core: ServerCore) -> None:
     async with (
         listeners(core) as where,
         within(STEP),
-        Client(target("http", where), timeout=STEP, pool_size=1, observer=otel.observer) as c,
-        c.batcher("double", max_batch_size=3, max_delay=STEP) as batcher,
+        Client(
+            target("http", where),
+            timeout=STEP,
+            pool_size=1,
+            observer=otel.observer,
+            batching=Batching(max_batch_size=3, max_delay=STEP),
+        ) as c,
     ):
         await asyncio.gather(
-            batcher.predict({"x": np.ones(1, np.float32)}),
-            batcher.predict({"x": np.ones(2, np.float32)}),
+            c.predict("double", {"x": np.ones(1, np.float32)}),
+            c.predict("double", {"x": np.ones(2, np.float32)}),
         )
         await asyncio.gather(*(c.status("double") for _ in range(3)))
     (rows,) = otel.points("tfs_async.client.batch.rows")
     assert (rows.count, rows.sum) == (1, 3)
-    assert rows.attributes == {"tfs_async.model.name": "double", "tfs_async.batch.reason": "full"}
+    assert rows.attributes == {"tfs_async.model.name": "double", "tfs_async.batch.reason": "size"}
     (delay,) = otel.points("tfs_async.client.batch.queue_delay")
     assert delay.count == 1
     assert otel.unit("tfs_async.client.batch.queue_delay") == "s"

@@ -15,6 +15,7 @@ import pytest
 
 import tfs_async
 from tfs_async import (
+    Batching,
     Client,
     DeadlineExceededError,
     InvalidInputError,
@@ -142,22 +143,27 @@ def test_many_threads_share_one_client(client: SyncClient) -> None:
     assert len(sync_threads()) == 1  # one loop thread, whatever the number of callers
 
 
-def test_batcher_merges_the_calls_of_many_threads(client: SyncClient) -> None:
+def test_batching_merges_the_calls_of_many_threads(client: SyncClient) -> None:
     threads = 8
+    batched = client.with_options(batching=Batching(max_batch_size=threads, max_delay=STEP))
     start = threading.Barrier(threads, timeout=STEP)
-    # Sent when full (8 rows); max_delay is only an upper bound here.
-    with client.batcher("double", max_batch_size=threads, max_delay=STEP) as batcher:
 
-        def call(i: int) -> tuple[list[float], list[int]]:
-            start.wait()
-            result = batcher.predict({"x": np.array([float(i)], np.float32)})
-            return result["y"].tolist(), result["n"].tolist()
+    def call(i: int) -> list[float]:
+        start.wait()
+        result = batched.predict("double", {"x": np.array([float(i)], np.float32)})
+        return [float(v) for v in result["y"]]
 
-        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            answers = list(pool.map(call, range(threads), timeout=STEP * 3))
-    assert [y for y, _ in answers] == [[i * 2.0 + 2] for i in range(threads)]
-    assert all(n == [threads] for _, n in answers)  # one request carried all eight rows
-    assert batcher.closed
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        answers = list(pool.map(call, range(threads), timeout=STEP * 3))
+    assert answers == [[i * 2.0 + 2] for i in range(threads)]  # each thread its own row
+    stats = batched.batching_stats()
+    assert stats.rows == threads
+    # predict_many submits every item in one turn of the client's loop: one request.
+    results = batched.predict_many(
+        "double", [{"x": np.array([float(i)], np.float32)} for i in range(threads)]
+    )
+    assert [r["y"].tolist() for r in results] == [[i * 2.0 + 2] for i in range(threads)]
+    assert all(r["n"].tolist() == [threads] for r in results)  # one request carried all eight
 
 
 async def test_works_from_a_thread_running_an_event_loop(target: str) -> None:

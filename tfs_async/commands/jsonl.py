@@ -7,13 +7,13 @@ TF Serving's REST ``predictions``), or, for a line that failed,
 always answers input line n.
 
 The rows go through :func:`predict_rows`, the one place that talks to the client:
-at most ``max_in_flight`` rows are read ahead of the writer, concurrent rows are
-merged into batched requests by :meth:`Client.batcher`.
+:meth:`Client.predict_stream` with batching, at most ``max_in_flight`` rows read
+ahead of the writer.
 """
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import json
 import sys
 import time
@@ -27,7 +27,7 @@ import numpy.typing as npt
 from tfs_async.commands.common import UsageError
 from tfs_async.commands.inputs import json_array
 from tfs_async.commands.render import to_json_value
-from tfs_async.errors import FailedPreconditionError, InvalidArgumentError, TFServingError
+from tfs_async.errors import TFServingError
 
 __all__ = ["JsonlSummary", "predict_rows", "read_rows", "run_jsonl"]
 
@@ -81,49 +81,42 @@ async def predict_rows(
     Rows that are exceptions are yielded back as they are. At most ``max_in_flight``
     rows are taken from ``rows`` ahead of the consumer (memory stays constant
     whatever the input size); rows in flight together are merged into requests of
-    up to ``max_batch_size`` rows. A row that fails inside a merged request with
-    an INVALID_ARGUMENT or FAILED_PRECONDITION error is sent again on its own, so
-    one bad row cannot fail its neighbours. ``check`` validates and types a row
-    before it is queued.
-
-    This is the one function to replace with ``client.predict_stream(...)``.
+    up to ``max_batch_size`` rows, and a row the server refuses inside a merged
+    request fails alone (:meth:`Client.predict_stream` with batching). ``check``
+    validates and types a row before it is sent.
     """
-    import asyncio
+    from tfs_async.batching import Batching
 
     if max_in_flight < 1 or max_batch_size < 1:
         raise UsageError("--batch-size and --in-flight must be >= 1")
-    spec = {"version": version, "label": label, "signature": signature}
 
-    async with client.batcher(model, max_batch_size=max_batch_size, **spec) as batcher:
-
-        async def one(row: Row | Exception) -> Outcome:
-            if isinstance(row, Exception):
-                return row
+    def checked() -> Iterator[Row | Exception]:
+        for row in rows:
+            if check is None or isinstance(row, Exception):
+                yield row
+                continue
             try:
-                typed = check(row) if check is not None else row
-                try:
-                    result = await batcher.predict(typed)
-                except (InvalidArgumentError, FailedPreconditionError):
-                    # The merged request failed: ask for this row alone to learn its own answer.
-                    result = await client.predict(model, typed, **spec)
+                yield check(row)
             except Exception as error:
-                return error
-            kept = output_filter or list(result)
-            return {name: result[name][0, ...] for name in kept}
+                yield error
 
-        window: collections.deque[asyncio.Task[Outcome]] = collections.deque()
-        try:
-            for row in rows:
-                window.append(asyncio.ensure_future(one(row)))
-                if len(window) >= max_in_flight:
-                    yield await window.popleft()
-            while window:
-                yield await window.popleft()
-        finally:
-            for task in window:
-                task.cancel()
-            if window:
-                await asyncio.gather(*window, return_exceptions=True)
+    batched = client.with_options(batching=Batching(max_batch_size=max_batch_size))
+    stream = batched.predict_stream(
+        model,
+        checked(),
+        version=version,
+        label=label,
+        signature=signature,
+        max_in_flight=max_in_flight,
+        on_error="return",
+    )
+    async with contextlib.aclosing(stream) as outcomes:
+        async for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                yield outcome
+                continue
+            kept = output_filter or list(outcome)
+            yield {name: outcome[name][0, ...] for name in kept}
 
 
 @dataclass

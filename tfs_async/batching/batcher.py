@@ -1,0 +1,585 @@
+"""The batcher: concurrent predicts of one group merged into requests, answers split back.
+
+It sits between the client and the retry layer: the client hands it each call's
+inputs together with a ``send`` callable that runs one Predict (through the
+retry rules and the deadline of :mod:`tfs_async.retry`); the batcher decides what
+goes together and when, and imports nothing of the client.
+
+Per group (same route, same batching settings, same input names, dtypes and
+trailing shapes):
+
+* a call arriving when nothing of the group is in flight is sent at once: on
+  the next turn of the event loop, together with the calls of the same group
+  that arrive in this turn (``"idle"``), never after a timer;
+* otherwise it joins the open batch, which is sent when it is full
+  (``"size"``), when its first call has waited ``max_delay`` (``"delay"``), or as
+  soon as the group has nothing in flight (``"idle"``), at most
+  ``max_in_flight`` requests of the group at a time;
+* a merged request refused with INVALID_ARGUMENT or FAILED_PRECONDITION is split
+  in halves and sent again until the callers at fault are found; the others get
+  their rows;
+* an answer whose outputs are not batch-major marks the route unbatchable and
+  its callers are sent again one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tfs_async.batching.options import BatchEvent, Batching, BatchingStats, FlushReason
+from tfs_async.errors import (
+    CancelledError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+)
+from tfs_async.observe import BatchFlush, Observer
+from tfs_async.types import ModelSpec, PredictResult, SignatureSpec
+
+__all__ = ["BatchQueueFullError", "Batcher", "PredictSend", "batchable_signature"]
+
+_log = logging.getLogger("tfs_async.batching")
+
+#: How the batcher sends one request: ``send(inputs, timeout)`` runs one Predict of
+#: ``inputs`` (a dict of arrays) within ``timeout`` seconds (``None``: no deadline),
+#: retries included, and returns its outputs or raises a
+#: :class:`~tfs_async.errors.TFServingError`.
+PredictSend = Callable[[Mapping[str, Any], "float | None"], Awaitable[PredictResult]]
+
+_TASK_NAME = "tfs_async.batching.send"
+# One input as it merges: name, dtype (strings: their kind), shape after dimension 0.
+_InputKey = tuple[str, "str | np.dtype[Any]", tuple[int, ...]]
+
+
+class BatchQueueFullError(ResourceExhaustedError):
+    """A batching queue was full and its settings say ``when_full="raise"``.
+
+    Raised to the caller before anything is sent; nothing was queued.
+    """
+
+
+def batchable_signature(signature: SignatureSpec) -> bool:
+    """Whether the metadata allows merging calls: every input and output batch-major.
+
+    A tensor of known rank 0, or whose dimension 0 is fixed (not -1), cannot
+    carry several callers' rows. Unknown ranks are given the benefit of the
+    doubt (the first answer decides).
+    """
+    for spec in (*signature.inputs.values(), *signature.outputs.values()):
+        if spec.shape is not None and (len(spec.shape) == 0 or spec.shape[0] != -1):
+            return False
+    return True
+
+
+class _Call:
+    """One caller's rows and the future its answer goes to."""
+
+    __slots__ = ("batch", "deadline", "future", "inputs", "queued_at", "rows")
+
+    def __init__(
+        self,
+        inputs: dict[str, npt.NDArray[Any]],
+        rows: int,
+        future: asyncio.Future[PredictResult],
+        deadline: float | None,
+        queued_at: float,
+    ) -> None:
+        self.inputs = inputs
+        self.rows = rows
+        self.future = future
+        self.deadline = deadline
+        self.queued_at = queued_at
+        self.batch: _Batch | None = None
+
+
+class _Batch:
+    __slots__ = ("calls", "expires_at", "expiry", "reason", "rows", "task")
+
+    def __init__(self) -> None:
+        self.calls: list[_Call] = []
+        self.rows = 0
+        self.reason: FlushReason = "delay"
+        self.task: asyncio.Task[None] | None = None
+        # One timer per batch, at the earliest deadline of its callers still waiting.
+        self.expiry: asyncio.TimerHandle | None = None
+        self.expires_at = 0.0
+
+
+def _abandon(call: _Call) -> None:
+    """The caller left: once every caller of its request has, cancel the request."""
+    batch = call.batch
+    if batch is not None and batch.task is not None and all(c.future.done() for c in batch.calls):
+        batch.task.cancel()
+
+
+class _Group:
+    """The queue of one group: an open batch, ready batches, requests in flight."""
+
+    __slots__ = (
+        "config",
+        "in_flight",
+        "key",
+        "model",
+        "open",
+        "queued",
+        "ready",
+        "reserved",
+        "route",
+        "send",
+        "space",
+        "timer",
+    )
+
+    def __init__(
+        self, key: Hashable, route: Hashable, config: Batching, send: PredictSend, model: ModelSpec
+    ) -> None:
+        self.key = key
+        self.route = route
+        self.config = config
+        self.send = send
+        self.model = model
+        self.open: _Batch | None = None
+        self.ready: deque[_Batch] = deque()
+        self.queued = 0
+        self.in_flight = 0
+        self.timer: asyncio.Handle | None = None
+        # Callers waiting for room in the queue, and callers woken but not yet back.
+        self.space: deque[asyncio.Future[None]] = deque()
+        self.reserved = 0
+
+    def empty(self) -> bool:
+        return not (self.in_flight or self.queued or self.space or self.reserved)
+
+
+class _Budget:
+    __slots__ = ("left",)
+
+    def __init__(self, left: float) -> None:
+        self.left = left
+
+
+def _prepare(
+    inputs: Mapping[str, Any],
+) -> tuple[dict[str, npt.NDArray[Any]], int, tuple[_InputKey, ...]] | None:
+    """The call's inputs as arrays, their common rows and merge key; None: cannot merge."""
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    keys: list[_InputKey] = []
+    rows = -1
+    for name, raw in inputs.items():
+        value = raw if type(raw) is np.ndarray else np.asarray(raw)
+        shape = value.shape
+        if not shape or shape[0] == 0 or (rows >= 0 and shape[0] != rows):
+            return None
+        dtype = value.dtype
+        kind = dtype.kind
+        if kind == "O":
+            return None
+        rows = shape[0]
+        arrays[name] = value
+        # Strings of any length concatenate (into the longest); other dtypes must be equal.
+        keys.append((name, kind if kind in "SU" else dtype, shape[1:]))
+    if rows < 0:
+        return None
+    if len(keys) > 1:
+        keys.sort()
+    return arrays, rows, tuple(keys)
+
+
+def _merge(calls: list[_Call]) -> dict[str, npt.NDArray[Any]]:
+    first = calls[0].inputs
+    if len(calls) == 1:
+        return first
+    return {name: np.concatenate([c.inputs[name] for c in calls]) for name in first}
+
+
+def _splittable(result: PredictResult, rows: int) -> bool:
+    return all(v.ndim > 0 and v.shape[0] == rows for v in result.values())
+
+
+def _split(result: PredictResult, calls: list[_Call]) -> None:
+    """Give every caller its rows of each output (views, no copies)."""
+    if len(calls) == 1:
+        if not calls[0].future.done():
+            calls[0].future.set_result(result)
+        return
+    start = 0
+    spec = result.model
+    if len(result) == 1:
+        [(name, value)] = result.items()
+        for call in calls:
+            stop = start + call.rows
+            if not call.future.done():
+                call.future.set_result(PredictResult({name: value[start:stop]}, model=spec))
+            start = stop
+        return
+    items = list(result.items())
+    for call in calls:
+        stop = start + call.rows
+        if not call.future.done():
+            call.future.set_result(PredictResult({k: v[start:stop] for k, v in items}, model=spec))
+        start = stop
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    """A copy of ``error`` (same type and attributes) chained to it, else ``error`` itself.
+
+    One exception object raised in several tasks would mix their tracebacks.
+    """
+    try:
+        clone = copy.copy(error)
+    except Exception:
+        return error
+    if type(clone) is not type(error):
+        return error
+    clone.__dict__.update(error.__dict__)
+    clone.__cause__ = error
+    return clone
+
+
+def _fail(calls: list[_Call], error: BaseException) -> None:
+    live = [c for c in calls if not c.future.done()]
+    for call in live:
+        call.future.set_exception(error if len(live) == 1 else _own_copy(error))
+
+
+def _expire(batch: _Batch, model: ModelSpec) -> None:
+    """Fail the callers of ``batch`` whose deadline has passed; re-arm for the next one."""
+    batch.expiry = None
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    following: float | None = None
+    where = "queued" if batch.task is None else "in flight"
+    for call in batch.calls:
+        deadline = call.deadline
+        if deadline is None or call.future.done():
+            continue
+        if deadline <= now:
+            call.future.set_exception(
+                DeadlineExceededError(
+                    f"the call's deadline passed while its batch was {where}", model=model
+                )
+            )
+        elif following is None or deadline < following:
+            following = deadline
+    if following is not None:
+        batch.expires_at = following
+        batch.expiry = loop.call_at(following, _expire, batch, model)
+    elif batch.task is not None and all(c.future.done() for c in batch.calls):
+        batch.task.cancel()
+
+
+class Batcher:
+    """Every batching group of a client (and its ``with_options`` copies).
+
+    :meth:`submit` is the one entry: the client passes the call's inputs, a
+    hashable ``route`` (everything that must be equal for calls to merge, but
+    the inputs' names, dtypes and shapes, which the batcher adds), the settings,
+    the ``send`` callable and the call's timeout.
+    """
+
+    def __init__(self) -> None:
+        #: the client's observer, told of each request sent (``batch_flushed``)
+        self.observer: Observer | None = None
+        self._groups: dict[Hashable, _Group] = {}
+        self._unbatchable: set[Hashable] = set()
+        self._stats = BatchingStats()
+        self._closing = False
+        self._drained: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_unbatchable(self, route: Hashable) -> bool:
+        """Whether answers on ``route`` were found not batch-major."""
+        return route in self._unbatchable
+
+    def stats(self) -> BatchingStats:
+        """A snapshot of the counters (see :class:`BatchingStats`)."""
+        snap = copy.copy(self._stats)
+        snap.flushes = dict(self._stats.flushes)
+        snap.batch_rows = dict(self._stats.batch_rows)
+        snap.queued = sum(g.queued for g in self._groups.values())
+        snap.in_flight = sum(g.in_flight for g in self._groups.values())
+        return snap
+
+    async def submit(
+        self,
+        route: Hashable,
+        config: Batching,
+        inputs: Mapping[str, Any],
+        send: PredictSend,
+        timeout: float | None,
+        model: ModelSpec,
+    ) -> PredictResult:
+        """Run one caller's predict, merged with the concurrent calls of its group."""
+        prepared = _prepare(inputs) if route not in self._unbatchable else None
+        if prepared is None or prepared[1] >= config.max_batch_size:
+            return await send(inputs, timeout)
+        arrays, rows, shape_key = prepared
+        key = (route, config, shape_key)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = None if timeout is None else now + timeout
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group(key, route, config, send, model)
+        elif group.queued + group.reserved >= config.max_queue or group.space:
+            if config.when_full == "raise":
+                self._stats.rejected += 1
+                raise BatchQueueFullError(
+                    f"the batching queue of model {model} holds {group.queued} calls "
+                    f"(max_queue={config.max_queue}) and when_full='raise'",
+                    model=model,
+                )
+            # Woken in arrival order, each holding a place: the group stays alive meanwhile.
+            await self._wait_for_room(group, deadline, model, timeout)
+            now = loop.time()
+        future: asyncio.Future[PredictResult] = loop.create_future()
+        call = _Call(arrays, rows, future, deadline, now)
+        self._enqueue(group, call, loop)
+        if group.space:
+            self._make_room(group)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            _abandon(call)
+            raise
+
+    async def _wait_for_room(
+        self, group: _Group, deadline: float | None, model: ModelSpec, timeout: float | None
+    ) -> None:
+        """Wait for a place in ``group``'s queue; on return the caller holds one."""
+        loop = asyncio.get_running_loop()
+        room: asyncio.Future[None] = loop.create_future()
+        group.space.append(room)
+        try:
+            if deadline is None:
+                await room
+            else:
+                await asyncio.wait_for(room, max(deadline - loop.time(), 0))
+        except BaseException as error:
+            if room in group.space:
+                group.space.remove(room)
+            elif room.done() and not room.cancelled():
+                # Woken, but leaving: hand the place on.
+                group.reserved -= 1
+                self._make_room(group)
+            if isinstance(error, asyncio.TimeoutError):
+                raise DeadlineExceededError(
+                    f"the call's deadline ({timeout:g} s) passed while the batching queue "
+                    f"was full (max_queue={group.config.max_queue})",
+                    model=model,
+                ) from None
+            raise
+        group.reserved -= 1
+
+    def _make_room(self, group: _Group) -> None:
+        """Wake waiters, first come first served, while the group's queue has room."""
+        space = group.space
+        while space and group.queued + group.reserved < group.config.max_queue:
+            room = space.popleft()
+            if not room.done():
+                room.set_result(None)
+                group.reserved += 1
+
+    def _enqueue(self, group: _Group, call: _Call, loop: asyncio.AbstractEventLoop) -> None:
+        config = group.config
+        batch = group.open
+        if batch is not None and batch.rows + call.rows > config.max_batch_size:
+            self._close_open(group, "size")
+            batch = None
+        if batch is None:
+            batch = group.open = _Batch()
+            if self._closing:
+                pass
+            elif group.in_flight == 0:
+                # Idle: sent on the next turn of the event loop, with the calls that
+                # arrive in this one (callers woken together come back together).
+                group.timer = loop.call_soon(self._on_timer, group, batch, "idle")
+            else:
+                group.timer = loop.call_at(
+                    call.queued_at + config.max_delay, self._on_timer, group, batch, "delay"
+                )
+        batch.calls.append(call)
+        call.batch = batch
+        batch.rows += call.rows
+        deadline = call.deadline
+        if deadline is not None and (batch.expiry is None or deadline < batch.expires_at):
+            if batch.expiry is not None:
+                batch.expiry.cancel()
+            batch.expires_at = deadline
+            batch.expiry = loop.call_at(deadline, _expire, batch, group.model)
+        group.queued += 1
+        if batch.rows >= config.max_batch_size:
+            self._close_open(group, "size")
+        elif self._closing:
+            self._close_open(group, "close")
+
+    def _on_timer(self, group: _Group, batch: _Batch, reason: FlushReason) -> None:
+        if group.open is batch:
+            group.timer = None
+            self._close_open(group, reason)
+
+    def _close_open(self, group: _Group, reason: FlushReason) -> None:
+        batch = group.open
+        if batch is None:
+            return
+        group.open = None
+        if group.timer is not None:
+            group.timer.cancel()
+            group.timer = None
+        batch.reason = reason
+        group.ready.append(batch)
+        self._pump(group)
+
+    def _pump(self, group: _Group) -> None:
+        """Send ready batches while the group has request slots."""
+        loop: asyncio.AbstractEventLoop | None = None
+        while group.ready and group.in_flight < group.config.max_in_flight:
+            batch = group.ready.popleft()
+            group.queued -= len(batch.calls)
+            group.in_flight += 1
+            if loop is None:
+                loop = asyncio.get_running_loop()
+            task = batch.task = loop.create_task(self._run(group, batch), name=_TASK_NAME)
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._ended, group, batch))
+        if group.space:
+            self._make_room(group)
+
+    def _settle(self, group: _Group) -> None:
+        """After a request of ``group`` ended: send what waits, forget an empty group."""
+        if group.in_flight == 0 and group.open is not None and not group.ready:
+            self._close_open(group, "close" if self._closing else "idle")
+        else:
+            self._pump(group)
+        if group.empty() and self._groups.get(group.key) is group:
+            del self._groups[group.key]
+            if not self._groups and self._drained is not None:
+                self._drained.set()
+
+    async def _run(self, group: _Group, batch: _Batch) -> None:
+        limit = group.config.max_isolation_requests
+        budget = _Budget(float("inf") if limit is None else limit)
+        await self._deliver(group, batch.calls, batch.reason, budget)
+
+    def _ended(self, group: _Group, batch: _Batch, task: asyncio.Task[None]) -> None:
+        # A done callback, not a ``finally``: a task cancelled before it started
+        # (all its callers left at once) never runs its coroutine.
+        if batch.expiry is not None:
+            batch.expiry.cancel()
+            batch.expiry = None
+        self._tasks.discard(task)
+        group.in_flight -= 1
+        self._settle(group)
+
+    def _count(
+        self, group: _Group, rows: int, callers: int, reason: FlushReason, delay: float
+    ) -> None:
+        stats = self._stats
+        stats.batches += 1
+        stats.rows += rows
+        stats.callers += callers
+        stats.flushes[reason] = stats.flushes.get(reason, 0) + 1
+        stats.batch_rows[rows] = stats.batch_rows.get(rows, 0) + 1
+        stats.queue_delay_total += delay
+        if delay > stats.queue_delay_max:
+            stats.queue_delay_max = delay
+        _log.debug("batch for %s (%s): %d rows from %d calls", group.model, reason, rows, callers)
+        if self.observer is not None:
+            self.observer.batch_flushed(BatchFlush(group.model, rows, callers, reason, delay))
+        observer = group.config.observer
+        if observer is not None:
+            event = BatchEvent(group.model.name, rows, callers, reason, delay, group.in_flight)
+            try:
+                observer(event)
+            except Exception:
+                _log.exception("batching observer %r failed on %r", observer, event)
+
+    async def _deliver(
+        self, group: _Group, calls: list[_Call], reason: FlushReason, budget: _Budget
+    ) -> None:
+        """Send ``calls`` as one request and settle every caller's future, whatever happens."""
+        live = [c for c in calls if not c.future.done()]
+        if not live:
+            return
+        if len(live) > 1 and group.route in self._unbatchable:
+            await asyncio.gather(*(self._deliver(group, [c], "alone", budget) for c in live))
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        rows = sum(c.rows for c in live)
+        self._count(group, rows, len(live), reason, now - min(c.queued_at for c in live))
+        # The latest of its callers' deadlines: each caller leaves at its own.
+        latest, unbounded = 0.0, False
+        for c in live:
+            if c.deadline is None:
+                unbounded = True
+                break
+            if c.deadline > latest:
+                latest = c.deadline
+        timeout = None if unbounded else max(latest - now, 1e-3)
+        try:
+            result = await group.send(_merge(live), timeout)
+        except (InvalidArgumentError, FailedPreconditionError) as error:
+            sent = len(live)
+            live = [c for c in live if not c.future.done()]
+            if len(live) > 1 and budget.left >= 2:
+                # Someone's rows were refused: split in halves until the culprits are alone.
+                budget.left -= 2
+                self._stats.isolation_splits += 1
+                half = len(live) // 2
+                await asyncio.gather(
+                    self._deliver(group, live[:half], "isolation", budget),
+                    self._deliver(group, live[half:], "isolation", budget),
+                )
+                return
+            if len(live) == 1 and sent > 1 and budget.left >= 1:
+                # The others left meanwhile: the refused rows may have been theirs.
+                budget.left -= 1
+                await self._deliver(group, live, "isolation", budget)
+                return
+            if reason == "isolation" and sent == 1:
+                self._stats.isolated_errors += 1
+            _fail(live, error)
+            return
+        except asyncio.CancelledError:
+            _fail(live, CancelledError("the batch's request was cancelled", model=group.model))
+            raise
+        except BaseException as error:
+            _fail(live, error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        if _splittable(result, rows):
+            _split(result, live)
+            return
+        self._mark_unbatchable(group.route)
+        if len(live) == 1:
+            _split(result, live)  # a caller alone gets the answer as the server gave it
+            return
+        await asyncio.gather(*(self._deliver(group, [c], "alone", budget) for c in live))
+
+    def _mark_unbatchable(self, route: Hashable) -> None:
+        if route not in self._unbatchable:
+            self._unbatchable.add(route)
+            self._stats.unbatchable += 1
+
+    async def aclose(self) -> None:
+        """Send every queued call now and wait until every request has ended; idempotent."""
+        self._closing = True
+        for group in list(self._groups.values()):
+            self._close_open(group, "close")
+        while self._groups:
+            self._drained = asyncio.Event()
+            # wait() rather than awaiting the event alone: cancelling aclose() must not
+            # cancel the requests.
+            await self._drained.wait()
