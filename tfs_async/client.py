@@ -128,6 +128,8 @@ class Client:
         max_connection_age: gRPC: seconds after which a channel is replaced, so that
             new replicas behind a DNS name get traffic.
         metadata_ttl: seconds a model's metadata stays cached.
+        http_transport: ``"aiohttp"`` (default) or ``"lean"`` for ``http(s)://`` targets
+            (see :mod:`tfs_async.transport.http_lean`).
 
     Use it as ``async with Client(...) as client:`` or call :meth:`close`.
     A client belongs to one event loop at a time.
@@ -148,6 +150,7 @@ class Client:
         tls: TLSConfig | None = None,
         max_connection_age: float | None = None,
         metadata_ttl: float = 60.0,
+        http_transport: str = "aiohttp",
     ) -> None:
         options = ClientOptions(
             timeout=timeout,
@@ -162,7 +165,11 @@ class Client:
             transport = target
         else:
             transport = transport_for(
-                target, pool_size=pool_size, tls=tls, max_connection_age=max_connection_age
+                target,
+                pool_size=pool_size,
+                tls=tls,
+                max_connection_age=max_connection_age,
+                http_transport=http_transport,
             )
         self._shared = _Shared(transport, options.retry, metadata_ttl)
         self._options = options

@@ -20,12 +20,15 @@ def transport_for(
     pool_size: int | None = None,
     tls: TLSConfig | None = None,
     max_connection_age: float | None = None,
+    http_transport: str = "aiohttp",
 ) -> Transport:
     """The transport a target string names.
 
     ``grpc://host:port``, ``grpcs://host:port`` (TLS), ``http://host:port``,
     ``https://host:port``, or a gRPC name: ``dns:///host:port``,
     ``ipv4:a:p,b:p`` (several replicas, round robin), ``unix:path``.
+    ``http_transport``: ``"aiohttp"`` (default) or ``"lean"``
+    (:class:`~tfs_async.transport.http_lean.LeanHttpTransport`, the ``lean`` extra).
 
     >>> transport_for("grpc://localhost:8500").protocol
     'grpc'
@@ -45,6 +48,12 @@ def transport_for(
             max_connection_age=max_connection_age,
         )
     if sep and scheme in ("http", "https"):
+        if http_transport not in ("aiohttp", "lean"):
+            raise ValueError(f"http_transport must be 'aiohttp' or 'lean', got {http_transport!r}")
+        if http_transport == "lean":
+            from tfs_async.transport.http_lean import LeanHttpTransport
+
+            return LeanHttpTransport(target.rstrip("/"), pool_size=pool_size or 16, tls=tls)
         from tfs_async.transport.http import HttpTransport
 
         return HttpTransport(target.rstrip("/"), pool_size=pool_size or 16, tls=tls)
