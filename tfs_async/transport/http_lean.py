@@ -531,7 +531,7 @@ class LeanHttpTransport(HttpTransport):
                     status, data, encoding = await waiter
                 except _Disconnected as error:
                     self._drop(conn)
-                    if reused and not error.answered and attempt == 0:
+                    if reused and not error.answered and attempt == 0 and not self._closed:
                         continue  # a stale keep-alive connection: once more on a fresh one
                     raise ConnectionFailedError(f"{method} {url}: {error}", model=model) from None
                 except _Timeout:
