@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -122,3 +124,18 @@ async def test_https_with_custom_ca_and_mutual_tls(
 def test_unknown_http_transport_is_refused() -> None:
     with pytest.raises(ValueError, match="http_transport"):
         Client("http://127.0.0.1:1", http_transport="curl")
+
+
+def test_without_httptools_the_error_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['httptools'] = None\n"
+        "from tfs_async import Client\n"
+        "try:\n"
+        "    Client('http://127.0.0.1:1', http_transport='lean')\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pip install 'tfs-async[lean]'" in done.stdout
