@@ -187,9 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per cell")
     parser.add_argument("--scale", type=float, default=1.0, help="requests per run, scaled")
     parser.add_argument("--levels", default="exchange,predict")
+    parser.add_argument("--sizes", default=",".join(SIZES), help="body sizes to run")
+    parser.add_argument(
+        "--concurrency", default=",".join(map(str, CONCURRENCY)), help="concurrencies to run"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     levels = args.levels.split(",")
+    sizes = {label: SIZES[label] for label in args.sizes.split(",")}
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
 
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
@@ -203,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         for repeat in range(args.repeats):
             order = list(KINDS) if repeat % 2 == 0 else list(reversed(KINDS))
             for level in levels:
-                for size in SIZES.values():
+                for size in sizes.values():
                     total = max(20, int(REQUESTS[size] * args.scale))
-                    for concurrency in CONCURRENCY:
+                    for concurrency in concurrencies:
                         for kind in order:
                             cell = asyncio.run(run_cell(url, kind, level, size, concurrency, total))
                             samples.setdefault((level, kind, size, concurrency), []).append(cell)
@@ -216,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for level in levels:
-        for label, size in SIZES.items():
-            for concurrency in CONCURRENCY:
+        for label, size in sizes.items():
+            for concurrency in concurrencies:
                 med = {}
                 for kind in KINDS:
                     cells = samples[(level, kind, size, concurrency)]

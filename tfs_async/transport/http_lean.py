@@ -53,7 +53,8 @@ DEFAULT_MAX_HEADER_SIZE = 64 * 1024
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024 * 1024
 
 _VERSION = "0.1.0"
-# Bodies above this are written apart from the head instead of copied into one buffer.
+# Bodies above this are written apart from the head instead of copied into one buffer,
+# in slices of this size as the socket drains (see _Connection._write_more).
 _JOIN_LIMIT = 64 * 1024
 
 
@@ -87,6 +88,9 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = True
         self.idle_since = 0.0
         self.lost: asyncio.Future[None] | None = None
+        # The part of a large request body not yet handed to the transport.
+        self._pending: memoryview | None = None
+        self._paused = False
         # The answer being read.
         self._answered = False
         self._head_size = 0  # header bytes parsed
@@ -192,7 +196,10 @@ class _Connection(asyncio.Protocol):
             # 100 Continue, 103 Early Hints, ...: the real answer follows.
             self._reset()
             return
-        self.keep_alive = self.parser.should_keep_alive()
+        # An answer before the whole request was sent: the server would read the rest
+        # of the body as a new request, so the connection cannot be reused.
+        self.keep_alive = self.parser.should_keep_alive() and self._pending is None
+        self._pending = None
         waiter = self.waiter
         self.waiter = None
         if waiter is not None and not waiter.done():
@@ -232,14 +239,36 @@ class _Connection(asyncio.Protocol):
             self.transport.write(head + body)
         else:
             self.transport.write(head)
-            self.transport.write(body)
+            self._pending = memoryview(body)
+            self._write_more()
         return waiter
+
+    def _write_more(self) -> None:
+        """Hand the body over a slice at a time while the transport is not paused.
+
+        Writing a large body at once makes the transport keep its unsent part in one
+        buffer that it shifts after every partial send (copies that grow with the body
+        and the number of connections); slices keep each copy small.
+        """
+        transport = self.transport
+        while self._pending is not None and not self._paused and transport is not None:
+            piece, rest = self._pending[:_JOIN_LIMIT], self._pending[_JOIN_LIMIT:]
+            self._pending = rest if rest else None
+            transport.write(piece)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._write_more()
 
     def expire(self) -> None:
         """The deadline passed: fail the waiting call and drop the connection."""
         self._fail(_Timeout())
 
     def _fail(self, error: Exception) -> None:
+        self._pending = None
         waiter = self.waiter
         self.waiter = None
         if waiter is not None and not waiter.done():
