@@ -329,3 +329,27 @@ async def test_errors_are_typed_for_a_refused_connection(make_transport: MakeTra
     finally:
         await transport.aclose()
     assert isinstance(caught.value, TFServingError)
+
+
+async def test_an_unasked_for_answer_is_never_taken_for_the_next_one(
+    make_transport: MakeTransport,
+) -> None:
+    """One request at a time per connection: extra bytes after an answer are not reused."""
+
+    def version(v: int) -> bytes:
+        return response(STATUS_BODY.replace(b'"3"', b'"%d"' % v))
+
+    async def answer(request: Request, writer: asyncio.StreamWriter) -> bool:
+        if len(seen.requests) == 1:
+            writer.write(version(3) + version(9))  # a second answer nobody asked for
+        else:
+            writer.write(version(5))
+        return True
+
+    async with scripted_server(answer) as (url, seen):
+        transport = make_transport(url, pool_size=1)
+        try:
+            assert await status_version(transport) == 3
+            assert await status_version(transport) == 5
+        finally:
+            await transport.aclose()
