@@ -210,6 +210,8 @@ class Client:
         batching: merge concurrent ``predict`` calls into batched requests
             (:class:`~tfs_async.batching.Batching`, per model with its ``models``);
             callers keep calling :meth:`predict`. ``None`` (default): each call alone.
+        http_transport: ``"aiohttp"`` (default) or ``"lean"`` for ``http(s)://`` targets
+            (see :mod:`tfs_async.transport.http_lean`).
 
     Bad targets and options raise ValueError here, before anything is dialled.
 
@@ -237,6 +239,7 @@ class Client:
         rest_format: RestFormat | None = None,
         observer: Observer | None = None,
         batching: Batching | None = None,
+        http_transport: str = "aiohttp",
     ) -> None:
         if not metadata_ttl >= 0:
             raise ValueError(f"metadata_ttl must be >= 0 seconds, got {metadata_ttl!r}")
@@ -260,6 +263,7 @@ class Client:
                 tls=tls,
                 max_connection_age=max_connection_age,
                 max_message_size=max_message_size,
+                http_transport=http_transport,
             )
         self._shared = _Shared(transport, options.retry, metadata_ttl)
         self._options = options

@@ -15,12 +15,14 @@ from tfs_async.transport.base import CallOptions, Transport
 if TYPE_CHECKING:
     from tfs_async.transport.grpc import GrpcTransport as GrpcTransport
     from tfs_async.transport.http import HttpTransport as HttpTransport
+    from tfs_async.transport.http_lean import LeanHttpTransport as LeanHttpTransport
 
-__all__ = ["CallOptions", "GrpcTransport", "HttpTransport", "Transport"]
+__all__ = ["CallOptions", "GrpcTransport", "HttpTransport", "LeanHttpTransport", "Transport"]
 
 _LAZY = {
     "GrpcTransport": "tfs_async.transport.grpc",
     "HttpTransport": "tfs_async.transport.http",
+    "LeanHttpTransport": "tfs_async.transport.http_lean",
 }
 
 

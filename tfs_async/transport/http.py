@@ -30,13 +30,11 @@ import gzip
 import os
 import random
 import ssl
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from yarl import URL
@@ -58,6 +56,7 @@ from tfs_async.errors import (
 from tfs_async.observe import PoolWait
 from tfs_async.transport.address import split_target
 from tfs_async.transport.base import REST_FORMATS, CallOptions, RestFormat, Transport
+from tfs_async.transport.http_common import model_path, ssl_context_for
 from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
     DEFAULT_SIGNATURE,
@@ -108,36 +107,6 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
         seconds = when.timestamp() - (time.time() if now is None else now)
         return max(seconds, 0.0)
     return seconds if seconds >= 0 and seconds == seconds else None
-
-
-def model_path(base_url: str, model: ModelSpec, suffix: str = "") -> str:
-    """TF Serving's REST URL for ``model``: ``/v1/models/{m}[/versions/{v}|/labels/{l}]{suffix}``.
-
-    ``suffix`` is ``":predict"``, ``":classify"``, ``":regress"``, ``"/metadata"``
-    or ``""`` (status). Names and labels are percent-encoded, ``/`` and ``:`` included.
-    """
-    path = f"{base_url}/v1/models/{quote(model.name, safe='')}"
-    if model.version is not None:
-        path += f"/versions/{model.version}"
-    elif model.label is not None:
-        path += f"/labels/{quote(model.label, safe='')}"
-    return path + suffix
-
-
-def ssl_context_for(tls: TLSConfig) -> ssl.SSLContext:
-    """An SSLContext trusting ``tls.ca_cert`` (else the system) with the client certificate."""
-    ca = tls.ca_pem()
-    context = ssl.create_default_context(cadata=ca.decode("ascii") if ca is not None else None)
-    cert, key = tls.client_cert_pem(), tls.client_key_pem()
-    if cert is not None and key is not None:
-        # The ssl module loads certificate chains only from files.
-        with tempfile.TemporaryDirectory(prefix="tfs-async-tls-") as tmp:
-            cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-            cert_path.write_bytes(cert)
-            key_path.touch(mode=0o600)
-            key_path.write_bytes(key)
-            context.load_cert_chain(os.fspath(cert_path), os.fspath(key_path))
-    return context
 
 
 async def _close_when_loop_ends(session: aiohttp.ClientSession) -> None:

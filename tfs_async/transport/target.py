@@ -28,6 +28,7 @@ def transport_for(
     tls: TLSConfig | None = None,
     max_connection_age: float | None = None,
     max_message_size: int | None = None,
+    http_transport: str = "aiohttp",
 ) -> Transport:
     """The transport a target string names.
 
@@ -35,6 +36,8 @@ def transport_for(
     ``https://host:port``, or a gRPC name: ``dns:///host:port``,
     ``ipv4:a:p,b:p`` (several replicas, round robin), ``unix:path``. A bad
     target or option raises ValueError here, before anything is dialled.
+    ``http_transport``: ``"aiohttp"`` (default) or ``"lean"``
+    (:class:`~tfs_async.transport.http_lean.LeanHttpTransport`, the ``lean`` extra).
 
     >>> transport_for("grpc://localhost:8500").protocol
     'grpc'
@@ -57,6 +60,8 @@ def transport_for(
             f"max_message_size must be an int of bytes within [1, 2**31 - 1], "
             f"got {max_message_size!r}"
         )
+    if http_transport not in ("aiohttp", "lean"):
+        raise ValueError(f"http_transport must be 'aiohttp' or 'lean', got {http_transport!r}")
     if protocol in ("grpc", "grpcs"):
         from tfs_async.transport.grpc import MAX_MESSAGE_LENGTH, GrpcTransport
 
@@ -68,6 +73,12 @@ def transport_for(
             tls=tls,
             max_connection_age=max_connection_age,
             max_message_length=max_message_size or MAX_MESSAGE_LENGTH,
+        )
+    if http_transport == "lean":
+        from tfs_async.transport.http_lean import LeanHttpTransport
+
+        return LeanHttpTransport(
+            address, pool_size=pool_size or 16, tls=tls, max_message_size=max_message_size
         )
     from tfs_async.transport.http import HttpTransport
 
