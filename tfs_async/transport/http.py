@@ -274,7 +274,8 @@ class HttpTransport(Transport):
             connector=connector,
             headers=self._headers,
             timeout=aiohttp.ClientTimeout(total=None),
-            auto_decompress=False,
+            # It asks for gzip or deflate (aiohttp's Accept-Encoding), so it must undo them.
+            auto_decompress=True,
         )
         self._slots = asyncio.Semaphore(self.pool_size)
         self._loop = loop
