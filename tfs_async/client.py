@@ -602,16 +602,20 @@ class Client:
         closes it at once).
 
         >>> import asyncio, contextlib
+        >>> from tfs_async import ConnectionFailedError
         >>> async def main() -> None:
-        ...     async with Client("grpc://127.0.0.1:8500", batching=Batching()) as client:
+        ...     target = "grpc://127.0.0.1:8500"  # nothing listens here
+        ...     no_server = Client(target, batching=Batching(), wait_for_ready=False)
+        ...     async with no_server as client:
         ...         rows = ({"x": [[float(i)]]} for i in range(1_000_000))
         ...         stream = client.predict_stream("m", rows, on_error="return")
         ...         async with contextlib.aclosing(stream) as results:
         ...             async for result in results:
-        ...                 print(type(result).__name__)  # no server here: an error, returned
+        ...                 # No server here: the item's error is yielded in its place.
+        ...                 print(isinstance(result, ConnectionFailedError))
         ...                 break
         >>> asyncio.run(main())
-        ConnectionFailedError
+        True
         """
         spec = _model(model, version, label, signature)
         check_stream_args(max_in_flight, on_error)

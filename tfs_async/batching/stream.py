@@ -152,7 +152,11 @@ async def stream_calls(  # noqa: C901 -- one loop: read ahead, order, cancel, on
                 raise error
             yield error
     finally:
+        # Calls still running, and calls that ended but were never taken (the consumer
+        # left early): cancel the ones running, and collect every outcome so that no
+        # failure is reported as never retrieved.
+        left = {t for t in window if isinstance(t, asyncio.Task)} | set(running)
         producer.cancel()
-        for task in running:
+        for task in left:
             task.cancel()
-        await asyncio.gather(producer, *running, return_exceptions=True)
+        await asyncio.gather(producer, *left, return_exceptions=True)
