@@ -16,8 +16,6 @@ metadata cache; the transport below it performs single exchanges.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -31,20 +29,19 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from tfs_async.batching import Batcher, Batching, BatchingStats, batchable_signature
+from tfs_async.batching import Batching, BatchingStats, batchable_signature
 from tfs_async.batching.stream import OnError, check_stream_args, stream_calls
+from tfs_async.client_calls import ModelServiceCalls
+from tfs_async.client_state import SharedState, model_spec, rest_format_option
 from tfs_async.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
-    InvalidArgumentError,
-    InvalidInputError,
     NotFoundError,
     ResourceExhaustedError,
     StatusCode,
     TFServingError,
     UnavailableError,
 )
-from tfs_async.metadata_cache import MetadataCache
 from tfs_async.observe import CallInfo, Observer, observe_attempts, observe_call, split_target
 from tfs_async.options import (
     DEFAULT_TIMEOUT,
@@ -52,27 +49,17 @@ from tfs_async.options import (
     MetadataLike,
     normalize_metadata,
 )
-from tfs_async.retry import RetryBudget, RetryPolicy, backoff_delay, call_with_retries
-from tfs_async.transport.base import REST_FORMATS, CallOptions, RestFormat, Transport
+from tfs_async.retry import RetryPolicy, call_with_retries
+from tfs_async.transport.base import CallOptions, RestFormat, Transport
 from tfs_async.transport.target import transport_for as transport_for  # the CLI imports it here
 from tfs_async.transport.tls import TLSConfig
 from tfs_async.types import (
     DEFAULT_SIGNATURE,
-    ClassifyRequest,
-    ClassifyResult,
-    Features,
-    InferenceTask,
     ModelMetadata,
     ModelSpec,
-    ModelVersionStatus,
-    MultiInferenceRequest,
-    MultiInferenceResult,
     PredictRequest,
     PredictResult,
-    RegressRequest,
-    RegressResult,
     SignatureSpec,
-    VersionState,
 )
 from tfs_async.validation import (
     check_output_filter,
@@ -82,100 +69,14 @@ from tfs_async.validation import (
 )
 
 if TYPE_CHECKING:
-    from tfs_async._proto.model_server_config_pb2 import ModelServerConfig
+    pass
 
 __all__ = ["Client"]
 
 T = TypeVar("T")
 
 
-class _Shared:
-    """What a client and its ``with_options`` copies share."""
-
-    def __init__(self, transport: Transport, policy: RetryPolicy, metadata_ttl: float) -> None:
-        self.transport = transport
-        self.budget = RetryBudget(policy.budget_ratio, policy.budget_min_retries)
-        self.metadata = MetadataCache(metadata_ttl)
-        # Models whose server answered Predict but has no metadata route: when.
-        self.no_metadata: dict[tuple[str, int | None, str | None], float] = {}
-        self.closed = False
-        self.observer: Observer | None = None
-        #: the server's (host, port), for observers
-        self.peer: tuple[str | None, int | None] = (None, None)
-        self.batcher = Batcher()
-        self._send_tokens: dict[tuple[Any, ...], object] = {}
-        self._routes: dict[tuple[Any, ...], object] = {}
-
-    def lacks_metadata(self, model: ModelSpec) -> bool:
-        since = self.no_metadata.get(MetadataCache.key(model))
-        return since is not None and time.monotonic() - since < self.metadata.ttl
-
-    def remember_no_metadata(self, model: ModelSpec) -> None:
-        if len(self.no_metadata) >= 1024:
-            self.no_metadata.clear()
-        self.no_metadata[MetadataCache.key(model)] = time.monotonic()
-
-    def route(self, spec: ModelSpec, outputs: tuple[str, ...], send_options: object) -> object:
-        """One object per model spec, output filter and send options (cheap to hash)."""
-        key = (spec.name, spec.version, spec.label, spec.signature, outputs, send_options)
-        token = self._routes.get(key)
-        if token is None:
-            token = self._routes[key] = object()
-        return token
-
-    def send_token(self, options: ClientOptions, rest_format: RestFormat | None) -> object:
-        """One object per distinct set of options that shape a request (cheap to hash).
-
-        Calls of clients whose tokens differ (other call metadata, say) never merge.
-        """
-        key = (
-            options.metadata,
-            options.compress,
-            options.max_retries,
-            options.retry,
-            options.wait_for_ready,
-            rest_format,
-        )
-        return self._send_tokens.setdefault(key, object())
-
-
-_MAX_VERSION = 2**63 - 1
-# wait_until_available: its polls back off from poll_interval up to this many seconds.
-_MAX_POLL_INTERVAL = 1.0
-
-
-@functools.lru_cache(maxsize=1024)  # specs are frozen: one per distinct call target
-def _model(
-    name: str, version: int | None, label: str | None, signature: str | None = None
-) -> ModelSpec:
-    try:
-        spec = ModelSpec(name, version=version, label=label, signature=signature)
-    except ValueError as error:
-        raise InvalidInputError(str(error)) from None
-    # gRPC cannot carry it and REST would not route it: refuse it the same way for both.
-    if spec.version is not None and not 0 <= spec.version <= _MAX_VERSION:
-        raise InvalidInputError(
-            f"version {spec.version} is out of range: TF Serving versions are int64 >= 0",
-            expected=f"0 <= version <= {_MAX_VERSION}",
-            model=ModelSpec(name),
-        )
-    return spec
-
-
-def _rest_format(value: object) -> RestFormat | None:
-    if value is None:
-        return None
-    for known in REST_FORMATS:
-        if value == known:
-            return known
-    raise ValueError(f"rest_format must be one of {REST_FORMATS} or None, got {value!r}")
-
-
-def _examples(examples: Features | Sequence[Features]) -> Sequence[Features]:
-    return [examples] if isinstance(examples, Mapping) else examples
-
-
-class Client:
+class Client(ModelServiceCalls):
     """An asyncio client for one TF Serving server (or a load-balanced set).
 
     Args:
@@ -265,9 +166,9 @@ class Client:
                 max_message_size=max_message_size,
                 http_transport=http_transport,
             )
-        self._shared = _Shared(transport, options.retry, metadata_ttl)
+        self._shared = SharedState(transport, options.retry, metadata_ttl)
         self._options = options
-        self._rest_format = _rest_format(rest_format)
+        self._rest_format = rest_format_option(rest_format)
         if observer is not None:
             self._shared.observer = transport.observer = observer
             self._shared.batcher.observer = observer
@@ -277,7 +178,7 @@ class Client:
 
     @classmethod
     def _clone(
-        cls, shared: _Shared, options: ClientOptions, rest_format: RestFormat | None
+        cls, shared: SharedState, options: ClientOptions, rest_format: RestFormat | None
     ) -> Client:
         client = cls.__new__(cls)
         client._shared = shared
@@ -306,7 +207,7 @@ class Client:
         """
         rest_format = self._rest_format
         if "rest_format" in overrides:
-            rest_format = _rest_format(overrides.pop("rest_format"))
+            rest_format = rest_format_option(overrides.pop("rest_format"))
         return Client._clone(self._shared, self._options.merged(**overrides), rest_format)
 
     async def __aenter__(self) -> Client:
@@ -457,7 +358,7 @@ class Client:
         outputs are then named and typed from the JSON
         (:func:`~tfs_async.codec.json.decode_predict_body`).
         """
-        spec = _model(model, version, label, signature)
+        spec = model_spec(model, version, label, signature)
         options = self._options
         shared = self._shared
         transport = shared.transport
@@ -617,7 +518,7 @@ class Client:
         >>> asyncio.run(main())
         True
         """
-        spec = _model(model, version, label, signature)
+        spec = model_spec(model, version, label, signature)
         check_stream_args(max_in_flight, on_error)
         self._check_open()
 
@@ -695,188 +596,3 @@ class Client:
             on_error=on_error,
         )
         return [result async for result in stream]
-
-    async def classify(
-        self,
-        model: str,
-        examples: Features | Sequence[Features],
-        *,
-        context: Features | None = None,
-        version: int | None = None,
-        label: str | None = None,
-        signature: str | None = None,
-        timeout: float | None = None,
-    ) -> ClassifyResult:
-        """Classify examples given as plain dicts of features (tf.Examples are built for you)."""
-        spec = _model(model, version, label, signature)
-        request = ClassifyRequest(spec, _examples(examples), context)
-        transport = self._shared.transport
-        return await self._call(lambda o: transport.classify(request, o), spec, timeout, "Classify")
-
-    async def regress(
-        self,
-        model: str,
-        examples: Features | Sequence[Features],
-        *,
-        context: Features | None = None,
-        version: int | None = None,
-        label: str | None = None,
-        signature: str | None = None,
-        timeout: float | None = None,
-    ) -> RegressResult:
-        """Regress examples given as plain dicts of features (tf.Examples are built for you)."""
-        spec = _model(model, version, label, signature)
-        request = RegressRequest(spec, _examples(examples), context)
-        transport = self._shared.transport
-        return await self._call(lambda o: transport.regress(request, o), spec, timeout, "Regress")
-
-    async def multi_inference(
-        self,
-        model: str,
-        examples: Features | Sequence[Features],
-        *,
-        tasks: Mapping[str, str],
-        context: Features | None = None,
-        version: int | None = None,
-        label: str | None = None,
-        timeout: float | None = None,
-    ) -> MultiInferenceResult:
-        """Run several classify/regress signatures over the same examples (gRPC only).
-
-        ``tasks`` maps a signature name to its method, ``"classify"`` or ``"regress"``;
-        results come back in that order.
-        """
-        spec = _model(model, version, label)
-        if not tasks:
-            raise InvalidInputError("multi_inference needs at least one task", model=spec)
-        request = MultiInferenceRequest(
-            [InferenceTask(spec.with_signature(sig), method) for sig, method in tasks.items()],
-            _examples(examples),
-            context,
-        )
-        transport = self._shared.transport
-        return await self._call(
-            lambda o: transport.multi_inference(request, o), spec, timeout, "MultiInference"
-        )
-
-    async def metadata(
-        self,
-        model: str,
-        *,
-        version: int | None = None,
-        label: str | None = None,
-        timeout: float | None = None,
-    ) -> ModelMetadata:
-        """The model's signatures (names, dtypes, shapes, method); refreshes the cache."""
-        spec = _model(model, version, label)
-        transport = self._shared.transport
-        cache = self._shared.metadata
-        cache.invalidate(spec)
-        return await cache.get(
-            spec,
-            lambda: self._call(
-                lambda o: transport.get_model_metadata(spec, o), spec, timeout, "GetModelMetadata"
-            ),
-        )
-
-    async def status(
-        self,
-        model: str,
-        *,
-        version: int | None = None,
-        label: str | None = None,
-        timeout: float | None = None,
-    ) -> list[ModelVersionStatus]:
-        """The state of the model's versions, newest first.
-
-        TF Serving ignores a label here and lists every version.
-        """
-        spec = _model(model, version, label)
-        transport = self._shared.transport
-        return await self._call(
-            lambda o: transport.get_model_status(spec, o), spec, timeout, "GetModelStatus"
-        )
-
-    async def wait_until_available(
-        self,
-        model: str,
-        *,
-        version: int | None = None,
-        label: str | None = None,
-        timeout: float = 30.0,
-        poll_interval: float = 0.05,
-    ) -> ModelVersionStatus:
-        """Wait until the model (the version, the label, or any version) can serve.
-
-        Polls the model's status (for a label: its metadata) with backoff from
-        ``poll_interval`` up to 1 s (:func:`~tfs_async.retry.backoff_delay`, jitter
-        up to ``poll_interval``), while the server is unreachable or the model
-        unknown or loading. Returns the available version's status; raises
-        DeadlineExceededError after ``timeout`` seconds, with the last answer as cause.
-        """
-        spec = _model(model, version, label)
-        deadline = time.monotonic() + timeout
-        polls = 0
-        last: BaseException | None = None
-        quick = self.with_options(max_retries=0)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise DeadlineExceededError(
-                    f"not available within {timeout} s"
-                    + (f"; last answer: {last}" if last is not None else ""),
-                    model=spec,
-                ) from last
-            try:
-                found = await quick._available_version(spec, left)
-            except (NotFoundError, UnavailableError, InvalidArgumentError) as error:
-                if isinstance(error, InvalidInputError):
-                    raise
-                # Unknown label (INVALID_ARGUMENT) may be set by a coming reload.
-                last, found = error, None
-            except DeadlineExceededError as error:
-                last, found = error, None
-            if found is not None:
-                return found
-            polls += 1
-            pause = backoff_delay(
-                polls, initial=poll_interval, maximum=_MAX_POLL_INTERVAL, jitter=poll_interval
-            )
-            await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-
-    async def _available_version(
-        self, spec: ModelSpec, timeout: float
-    ) -> ModelVersionStatus | None:
-        wanted = spec.version
-        if spec.label is not None:
-            # Status ignores labels: resolve the label through the metadata.
-            metadata = await self.metadata(spec.name, label=spec.label, timeout=timeout)
-            wanted = metadata.model.version
-        statuses = await self.status(spec.name, version=spec.version, timeout=timeout)
-        for status in statuses:
-            if status.state == VersionState.AVAILABLE and wanted in (None, status.version):
-                return status
-        return None
-
-    async def reload_config(
-        self, config: str | ModelServerConfig, *, timeout: float | None = None
-    ) -> None:
-        """Replace the server's model config (gRPC only): text format or a ModelServerConfig.
-
-        The cached metadata is dropped afterwards (versions and labels may have moved).
-        """
-        if isinstance(config, str):
-            from tfs_async.config import parse_model_server_config
-
-            config = parse_model_server_config(config)
-        transport = self._shared.transport
-        proto = config
-        try:
-            await self._call(
-                lambda o: transport.reload_config(proto, o),
-                None,
-                timeout,
-                "HandleReloadConfigRequest",
-            )
-        finally:
-            self._shared.metadata.invalidate()
