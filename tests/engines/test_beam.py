@@ -97,7 +97,11 @@ def test_a_missing_model_fails_the_pipeline_with_not_found(target: str) -> None:
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_a_dead_server_fails_the_pipeline_with_unavailable(protocol: str) -> None:
-    handler = TFServingModelHandler(dead_target(protocol), MODEL, timeout=5.0, max_retries=1)
+    # By default a call waits for a server within its deadline (a restart is ridden through);
+    # wait_for_ready=False makes a dead server fail the bundle at once, for Beam to retry.
+    handler = TFServingModelHandler(
+        dead_target(protocol), MODEL, timeout=5.0, max_retries=1, wait_for_ready=False
+    )
     with pytest.raises(UnavailableError), beam.Pipeline() as pipeline:
         _ = pipeline | beam.Create(list(rows(5))) | RunInference(handler)
 

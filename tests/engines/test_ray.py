@@ -92,7 +92,7 @@ def test_a_dead_server_fails_with_unavailable(protocol: str) -> None:
     out = predict(
         dead_target(protocol),
         ray.data.from_items([{"x": rows(1)[0]}]),
-        options={"timeout": 5.0, "max_retries": 1},
+        options={"timeout": 5.0, "max_retries": 1, "wait_for_ready": False},
     )
     text = failure_of(out)
     assert qualified(UnavailableError) in text or qualified(ConnectionFailedError) in text
