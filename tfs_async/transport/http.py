@@ -459,6 +459,20 @@ class HttpTransport(Transport):
                     raise
                 resend = False
 
+    def _check_request_size(
+        self, method: str, url: URL, body: bytes | None, model: ModelSpec | None
+    ) -> None:
+        """MessageTooLargeError before sending a body over ``max_message_size``."""
+        limit = self.max_message_size
+        if body is not None and limit is not None and len(body) > limit:
+            raise MessageTooLargeError(
+                f"{method} {url}: the request body is {len(body)} bytes, over the limit of "
+                f"{limit} bytes; nothing was sent (raise it with Client(max_message_size=...))",
+                size=len(body),
+                limit=limit,
+                model=model,
+            )
+
     async def _exchange(
         self,
         method: str,
@@ -479,15 +493,7 @@ class HttpTransport(Transport):
             if body is not None and options.compress:
                 body = gzip.compress(body, compresslevel=5)
                 headers["Content-Encoding"] = "gzip"
-        limit = self.max_message_size
-        if body is not None and limit is not None and len(body) > limit:
-            raise MessageTooLargeError(
-                f"{method} {url}: the request body is {len(body)} bytes, over the limit of "
-                f"{limit} bytes; nothing was sent (raise it with Client(max_message_size=...))",
-                size=len(body),
-                limit=limit,
-                model=model,
-            )
+        self._check_request_size(method, url, body, model)
         kwargs: dict[str, Any] = {}
         if self._server_name is not None:
             kwargs["server_hostname"] = self._server_name

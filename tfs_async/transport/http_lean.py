@@ -42,7 +42,6 @@ from yarl import URL
 from tfs_async.errors import (
     ConnectionFailedError,
     DeadlineExceededError,
-    MessageTooLargeError,
     NotSentError,
     TLSError,
     error_from_http,
@@ -557,15 +556,7 @@ class LeanHttpTransport(HttpTransport):
         if gzipped:
             assert body is not None
             body = gzip.compress(body, compresslevel=5)
-        limit = self.max_message_size
-        if body is not None and limit is not None and len(body) > limit:
-            raise MessageTooLargeError(
-                f"{method} {url}: the request body is {len(body)} bytes, over the limit of "
-                f"{limit} bytes; nothing was sent (raise it with Client(max_message_size=...))",
-                size=len(body),
-                limit=limit,
-                model=model,
-            )
+        self._check_request_size(method, url, body, model)
         head = self._head(method, url.raw_path, body, options, gzipped)
         if slots.locked():
             # Wait our turn for a connection (FIFO); the wait counts against the timeout.
