@@ -65,7 +65,6 @@ class Counting(Transport):
     def __init__(self, inner: Transport) -> None:
         self.inner = inner
         self.protocol = inner.protocol
-        self.wants_signature_info = inner.wants_signature_info
         self.sends_output_filter = inner.sends_output_filter
         self.sent = 0
         self.connects = 0

@@ -18,7 +18,9 @@ from tfs_async.testing import Fault, ModelServer, PythonModel, signature
 # The code under test: a function of your service that calls TF Serving.
 async def price(client: Client, sizes: list[float]) -> list[float]:
     result = await client.predict("half_plus_two", {"x": np.asarray(sizes, np.float32)})
-    return [float(y) for y in result["y"]]
+    # The only output, whatever its name: over REST a predict fetches no metadata,
+    # so a single output is named after the answer ("outputs"), not the signature.
+    return [float(y) for y in result.output]
 
 
 @pytest.mark.asyncio
@@ -50,5 +52,7 @@ class TestMyOwnModel:
     @pytest.mark.asyncio
     async def test_scores(self, tfs_client: Client) -> None:
         inputs = {"clicks": np.array([1, 0], np.float32), "views": np.array([4, 0], np.float32)}
+        # With the metadata cached, a single output has its signature's name over REST too.
+        await tfs_client.metadata("ctr")
         result = await tfs_client.predict("ctr", inputs)
         assert result["score"].tolist() == [0.25, 0.0]

@@ -34,13 +34,9 @@ from tfs_async.batching.stream import OnError, check_stream_args, stream_calls
 from tfs_async.client_calls import ModelServiceCalls
 from tfs_async.client_state import SharedState, model_spec, rest_format_option
 from tfs_async.errors import (
-    DeadlineExceededError,
     FailedPreconditionError,
     NotFoundError,
-    ResourceExhaustedError,
     StatusCode,
-    TFServingError,
-    UnavailableError,
 )
 from tfs_async.observe import CallInfo, Observer, observe_attempts, observe_call, split_target
 from tfs_async.options import (
@@ -74,6 +70,40 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 T = TypeVar("T")
+
+
+def _metadata_needed(
+    error: NotFoundError, model: ModelSpec, single: bool, validate: bool, cast: bool
+) -> NotFoundError:
+    """The NOT_FOUND of a metadata fetch a predict needed, saying why it was needed.
+
+    Over REST a 404 also comes from servers that have no metadata route at all
+    (KServe's v1 protocol, gateways exposing only ``:predict``): the message says
+    so and what the caller can do instead. Other failures are passed on as they are.
+    """
+    if error.http_status != 404 or not (single or validate or cast):
+        return error
+    needs = []
+    remedies = []
+    if validate:
+        needs.append("validate the inputs (validate=True)")
+        remedies.append("send without validate")
+    if cast:
+        needs.append("cast the inputs to its dtypes (cast=True)")
+        remedies.append("send without cast")
+    if single:
+        needs.append("name the single unnamed input")
+        remedies.append("give the inputs as a dict by name")
+    message = (
+        f"predict needs the model's metadata to {' and to '.join(needs)}, and the server "
+        f"answered 404 for it ({error.message}): the model is not there, or the server has "
+        "no TF Serving metadata route (KServe v1, gateways exposing only :predict); "
+        f"against such a server {' and '.join(remedies)}"
+    )
+    failure = NotFoundError(message, http_status=error.http_status, model=error.model or model)
+    failure.attempts, failure.previous = error.attempts, error.previous
+    failure.retry_after = error.retry_after
+    return failure
 
 
 class Client(ModelServiceCalls):
@@ -351,12 +381,34 @@ class Client(ModelServiceCalls):
         dtype over every transport; other arrays keep theirs unless ``cast``
         (:func:`~tfs_async.validation.prepare_inputs`). ``output_filter`` asks for
         some outputs only. ``timeout`` overrides the client's for this call.
-        ``result.model`` is the model spec the server used.
+        ``result.model`` is the model spec the server used; ``result.output`` is
+        the array of a single-output answer, whatever its name.
 
-        Over REST the metadata is used where the server has it; a server without
-        TF Serving's metadata route (KServe v1 and the like) still answers: the
-        outputs are then named and typed from the JSON
-        (:func:`~tfs_async.codec.json.decode_predict_body`).
+        The model's metadata is fetched (once, then cached) only when the call
+        cannot do without it: ``validate=True``, ``cast=True``, a single unnamed
+        input, and over gRPC inputs that need the signature's dtypes. A REST
+        predict otherwise is exactly one request, so it works against servers
+        without TF Serving's metadata route (KServe v1, gateways exposing only
+        ``:predict``). Its outputs are then named and typed from the JSON
+        (:func:`~tfs_async.codec.json.decode_predict_body`): an answer's single
+        unnamed output is called ``outputs`` (columnar answer) or ``predictions``
+        (row answer); decimals become float32, integers int64. Once the model's
+        metadata was fetched (:meth:`metadata`, or a call that needed it) it names
+        and types them as over gRPC (``y``), however old the cache entry. A 404
+        for needed metadata raises NotFoundError saying what needed it.
+
+        >>> import asyncio
+        >>> from tfs_async.testing import ModelServer
+        >>> from tfs_async.testing.half_plus_two import half_plus_two_model
+        >>> async def main() -> None:
+        ...     async with ModelServer([half_plus_two_model()]) as server:
+        ...         async with Client(server.rest_url, timeout=10) as client:
+        ...             fresh = await client.predict("half_plus_two", {"x": [[1.0]]})
+        ...             await client.metadata("half_plus_two")  # now cached
+        ...             named = await client.predict("half_plus_two", {"x": [[1.0]]})
+        ...     print(list(fresh), list(named), fresh.output.tolist(), named.output.dtype)
+        >>> asyncio.run(main())
+        ['outputs'] ['y'] [[2.5]] float32
         """
         spec = model_spec(model, version, label, signature)
         options = self._options
@@ -364,56 +416,51 @@ class Client(ModelServiceCalls):
         transport = shared.transport
         time_left = options.timeout if timeout is None else timeout
         single = not isinstance(inputs, Mapping)
-        validate = options.validate
+        validate, cast = options.validate, options.cast
         # The input rule (README, "Inputs"): numbers without a dtype of their own take
         # the signature's. A wire with dtypes needs them converted here; over REST's
-        # JSON the server does it, so no metadata is fetched for it.
-        convert = validate or (
-            not transport.server_types_inputs
-            and (single or options.cast or has_untyped_inputs(inputs))
+        # JSON the server does it, so no metadata is fetched for it. cast and validate
+        # work on the signature whatever the wire.
+        convert = (
+            validate
+            or cast
+            or (not transport.server_types_inputs and (single or has_untyped_inputs(inputs)))
         )
         signature_name = signature or DEFAULT_SIGNATURE
         signature_info: SignatureSpec | None = None
-        metadata = shared.metadata.peek(spec)
-        without_metadata = False
-        if metadata is None:
-            needed = single or convert
-            # Otherwise only the answer's decoding would use it (a single output's name,
-            # dtypes): fetched if the transport wants it and the server has it.
-            if needed or (transport.wants_signature_info and not shared.lacks_metadata(spec)):
+        if single or convert:
+            metadata = shared.metadata.peek(spec)
+            if metadata is None:
                 started = time.monotonic()
                 try:
                     metadata = await self._cached_metadata(spec, time_left)
-                except TFServingError as error:
-                    if needed or isinstance(
-                        error, (UnavailableError, DeadlineExceededError, ResourceExhaustedError)
-                    ):
-                        # Needed, or the server itself is out of reach: Predict would be too.
-                        raise
-                    # A server without TF Serving's metadata route (KServe v1, gateways
-                    # exposing only :predict): the answer names and types the outputs.
-                    without_metadata = True
+                except NotFoundError as error:
+                    raise _metadata_needed(error, spec, single, validate, cast) from error
                 if time_left is not None:
                     # One deadline for the whole call, the metadata fetch included.
                     time_left = max(time_left - (time.monotonic() - started), 1e-3)
-        if metadata is not None:
             signature_info = metadata.signatures.get(signature_name)
             if signature_info is None:
-                # What gRPC Predict answers (REST would say INVALID_ARGUMENT): one error
-                # class whatever the protocol.
+                # What gRPC Predict answers (REST says INVALID_ARGUMENT, which the
+                # transport reports so too): one error class whatever the protocol.
                 raise FailedPreconditionError(
                     f'Serving signature key "{signature_name}" not found.',
                     http_status=transport.http_status_for(StatusCode.FAILED_PRECONDITION),
                     model=spec,
                 )
+        else:
+            # Only the answer's decoding would use it (a single unnamed REST output's
+            # name, the declared dtypes): the last one fetched, however old, so that
+            # names do not change when it ages; never fetched for that.
+            metadata = shared.metadata.last(spec)
+            if metadata is not None:
+                signature_info = metadata.signatures.get(signature_name)
         named: Mapping[str, Any] = inputs
         if single:
             assert signature_info is not None
             named = name_single_input(inputs, signature_info, spec)
-        if signature_info is not None and (convert or options.cast):
-            named = prepare_inputs(
-                named, signature_info, spec, cast=options.cast, validate=validate
-            )
+        if signature_info is not None and convert:
+            named = prepare_inputs(named, signature_info, spec, cast=cast, validate=validate)
         if output_filter and (validate or not transport.sends_output_filter):
             # Repeated names always; unknown names when the signature is known (else
             # the transport checks them against the answer, as the server would).
@@ -432,12 +479,7 @@ class Client(ModelServiceCalls):
             route = self._shared.route(spec, outputs, self._send_options)
             return await self._shared.batcher.submit(route, config, named, send, time_left, spec)
         request = PredictRequest(spec, named, outputs, signature_info)
-        result = await self._call(lambda o: transport.predict(request, o), spec, time_left)
-        if without_metadata:
-            # The model answered, so the metadata route is what is missing: do not ask
-            # again for a while.
-            shared.remember_no_metadata(spec)
-        return result
+        return await self._call(lambda o: transport.predict(request, o), spec, time_left)
 
     @overload
     def predict_stream(

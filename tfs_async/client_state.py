@@ -4,7 +4,6 @@ small rules every call applies to its arguments (model specs, examples, REST for
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,8 +33,6 @@ class SharedState:
         self.transport = transport
         self.budget = RetryBudget(policy.budget_ratio, policy.budget_min_retries)
         self.metadata = MetadataCache(metadata_ttl)
-        # Models whose server answered Predict but has no metadata route: when.
-        self.no_metadata: dict[tuple[str, int | None, str | None], float] = {}
         self.closed = False
         self.observer: Observer | None = None
         #: the server's (host, port), for observers
@@ -43,15 +40,6 @@ class SharedState:
         self.batcher = Batcher()
         self._send_tokens: dict[tuple[Any, ...], object] = {}
         self._routes: dict[tuple[Any, ...], object] = {}
-
-    def lacks_metadata(self, model: ModelSpec) -> bool:
-        since = self.no_metadata.get(MetadataCache.key(model))
-        return since is not None and time.monotonic() - since < self.metadata.ttl
-
-    def remember_no_metadata(self, model: ModelSpec) -> None:
-        if len(self.no_metadata) >= 1024:
-            self.no_metadata.clear()
-        self.no_metadata[MetadataCache.key(model)] = time.monotonic()
 
     def route(self, spec: ModelSpec, outputs: tuple[str, ...], send_options: object) -> object:
         """One object per model spec, output filter and send options (cheap to hash)."""

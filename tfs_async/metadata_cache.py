@@ -70,6 +70,16 @@ class MetadataCache:
             return entry[1]
         return None
 
+    def last(self, model: ModelSpec) -> ModelMetadata | None:
+        """The last metadata fetched for the model, however old; never fetches.
+
+        ``None`` if none was fetched, or since :meth:`invalidate` (a NOT_FOUND drops
+        it). Used to name and type a REST answer's outputs, which must not change
+        name when an entry ages; inputs are checked against fresh metadata only.
+        """
+        entry = self._entries.get(self.key(model))
+        return None if entry is None else entry[1]
+
     def invalidate(self, model: ModelSpec | None = None) -> None:
         """Forget one model's metadata (every version and label), or everything."""
         if model is None:

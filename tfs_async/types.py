@@ -193,9 +193,13 @@ class PredictRequest:
 class PredictResult(dict[str, npt.NDArray[Any]]):
     """Output name -> numpy array, plus the model spec the server resolved.
 
+    :attr:`output` reads a single-output answer whatever its name (the
+    signature's ``y``, or ``outputs``/``predictions`` from a REST answer decoded
+    without metadata).
+
     >>> r = PredictResult({"y": np.array([3.0])}, model=ModelSpec("m", version=1))
-    >>> r["y"], r.model.version
-    (array([3.]), 1)
+    >>> r["y"], r.model.version, r.output
+    (array([3.]), 1, array([3.]))
     """
 
     def __init__(
@@ -203,6 +207,22 @@ class PredictResult(dict[str, npt.NDArray[Any]]):
     ) -> None:
         super().__init__(outputs)
         self.model = model
+
+    @property
+    def output(self) -> npt.NDArray[Any]:
+        """The array of the only output; ValueError (naming them) if there are several.
+
+        >>> PredictResult({"a": np.zeros(1), "b": np.ones(1)}).output
+        Traceback (most recent call last):
+        ...
+        ValueError: the answer has 2 outputs ('a', 'b'), not one: index it by name
+        """
+        if len(self) != 1:
+            names = tuple(self)
+            raise ValueError(
+                f"the answer has {len(names)} outputs {names!r}, not one: index it by name"
+            )
+        return next(iter(self.values()))
 
     def __repr__(self) -> str:
         return f"PredictResult({dict.__repr__(self)}, model={self.model!r})"

@@ -58,8 +58,8 @@ async def test_a_callers_deadline_applies_to_it_alone(
         rec.release()
         results = await asyncio.gather(first, patient, also_patient)
     assert rec.sizes["gated"] == [1, 2]  # the hurried caller's row was never sent
-    np.testing.assert_array_equal(results[1]["y"], rows(1, 1) * 2)
-    np.testing.assert_array_equal(results[2]["y"], rows(3, 1) * 2)
+    np.testing.assert_array_equal(results[1].output, rows(1, 1) * 2)
+    np.testing.assert_array_equal(results[2].output, rows(3, 1) * 2)
     assert not batch_tasks()
 
 
@@ -80,7 +80,7 @@ async def test_a_callers_deadline_applies_while_its_request_is_in_flight(
         rec.release()
         results = await asyncio.gather(tasks[0], tasks[2])
     for i, result in zip((1, 3), results, strict=True):
-        np.testing.assert_array_equal(result["y"], rows(i, 1) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 1) * 2)
     assert not batch_tasks()
 
 
@@ -99,7 +99,7 @@ async def test_a_cancelled_caller_leaves_its_batch_before_it_is_sent(
     for i in (0, 2, 3):
         result = results[i + 1]
         assert not isinstance(result, BaseException), result
-        np.testing.assert_array_equal(result["y"], rows(i, 1) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 1) * 2)
     assert not batch_tasks()
 
 
@@ -120,7 +120,7 @@ async def test_a_caller_cancelled_in_flight_does_not_hurt_the_others(
     for i in (0, 2):
         result = results[i]
         assert not isinstance(result, BaseException), result
-        np.testing.assert_array_equal(result["y"], rows(i, 1) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 1) * 2)
     assert rec.sizes["gated"] == [1, 3]
     assert not batch_tasks()
 
@@ -143,7 +143,7 @@ async def test_a_full_queue_fails_fast_when_told_to(
         stats = client.batching_stats()
     assert stats.rejected == 1
     assert rec.sizes["gated"] == [1, 2]
-    np.testing.assert_array_equal(results[2]["y"], rows(2, 1) * 2)
+    np.testing.assert_array_equal(results[2].output, rows(2, 1) * 2)
 
 
 async def test_a_full_queue_makes_callers_wait_in_order(
@@ -160,7 +160,7 @@ async def test_a_full_queue_makes_callers_wait_in_order(
         results = await asyncio.gather(first, *tasks)
     assert rec.sizes["gated"] == [1, 2, 2, 2, 1]  # in arrival order, never over the bounds
     for i, result in enumerate(results[1:]):
-        np.testing.assert_array_equal(result["y"], rows(i, 1) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 1) * 2)
     assert not batch_tasks()
 
 
@@ -178,4 +178,4 @@ async def test_a_deadline_also_bounds_the_wait_for_room(
         rec.release()
         results = await asyncio.gather(first, queued, after)
     assert rec.sizes["gated"] == [1, 1, 1]
-    np.testing.assert_array_equal(results[2]["y"], rows(3, 1) * 2)
+    np.testing.assert_array_equal(results[2].output, rows(3, 1) * 2)

@@ -73,7 +73,7 @@ async def test_only_the_callers_at_fault_fail(
             assert result.model.name == MODEL
         else:
             assert not isinstance(result, BaseException), (i, result)
-            np.testing.assert_array_equal(result["y"], inputs[i] * 2)
+            np.testing.assert_array_equal(result.output, inputs[i] * 2)
     assert len({id(results[i]) for i in bad}) == 3  # each its own exception object
     sizes = rec.sizes[sig]
     assert sizes[0] == 64  # one merged request, refused; the 65th caller waits for the group
@@ -115,9 +115,9 @@ async def test_transport_failures_follow_the_retry_rules_for_every_caller(
                 *(client.predict(MODEL, {"x": rows(i, 1)}) for i in range(1, 6))
             )
         assert rule.hits == 2  # UNAVAILABLE twice, retried: nobody saw it
-        np.testing.assert_array_equal(first["y"], rows(0, 1) * 2)
+        np.testing.assert_array_equal(first.output, rows(0, 1) * 2)
         for i, result in enumerate(results, start=1):
-            np.testing.assert_array_equal(result["y"], rows(i, 1) * 2)
+            np.testing.assert_array_equal(result.output, rows(i, 1) * 2)
         # Without retries the failure reaches every caller of the request, each its own copy.
         server.faults.add(Fault(method="predict", error_rate=1.0, times=2))
         quick = client.with_options(max_retries=0)

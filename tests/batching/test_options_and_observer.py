@@ -91,7 +91,7 @@ async def test_the_observer_sees_every_request_as_plain_numbers(
             results = await asyncio.gather(first, *tasks)
         stats = client.batching_stats()
     for i, result in enumerate(results[1:]):
-        np.testing.assert_array_equal(result["y"], rows(i, 2) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 2) * 2)
     assert [(e.model, e.rows, e.callers, e.reason) for e in events] == [
         (MODEL, 1, 1, "idle"),
         (MODEL, 6, 3, "idle"),

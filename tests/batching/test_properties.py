@@ -114,7 +114,7 @@ async def test_every_caller_gets_its_own_rows_or_its_own_error(
             assert isinstance(outcome, InvalidArgumentError), (i, c, outcome)
             continue
         assert not isinstance(outcome, BaseException), (i, c, outcome)
-        np.testing.assert_array_equal(outcome["y"], x * 2, err_msg=f"caller {i}: {c}")
+        np.testing.assert_array_equal(outcome.output, x * 2, err_msg=f"caller {i}: {c}")
     stats = client.batching_stats()
     assert (stats.queued, stats.in_flight) == (0, 0)
     assert not batch_tasks()

@@ -48,7 +48,7 @@ class Source:
 
 
 def caller_of(result: PredictResult) -> int:
-    return int(result["y"][0, 0]) // 2000
+    return int(result.output[0, 0]) // 2000
 
 
 async def collect(stream: AsyncIterator[PredictResult], got: list[int]) -> None:
@@ -66,7 +66,7 @@ async def test_ordered_stream_yields_every_result_in_input_order_reading_ahead_b
     seen = 0
     async with client_of(server, protocol, batching) as client, within(STEP):
         async for result in client.predict_stream(MODEL, items, max_in_flight=32):
-            np.testing.assert_array_equal(result["y"], rows(seen, 1) * 2)
+            np.testing.assert_array_equal(result.output, rows(seen, 1) * 2)
             seen += 1
             assert source.taken - seen <= 32  # never more than max_in_flight ahead
     assert seen == source.taken == 300
@@ -145,7 +145,7 @@ async def test_leaving_the_loop_cancels_every_call_still_running(
         async with contextlib.aclosing(stream) as results:
             rec.allow(0)  # only the first request is answered
             async for result in results:
-                np.testing.assert_array_equal(result["y"], rows(0, 1) * 2)
+                np.testing.assert_array_equal(result.output, rows(0, 1) * 2)
                 break
         # Closed: every call was cancelled, and so were the requests the server still
         # holds (they would wait for the gate forever).
@@ -221,7 +221,7 @@ async def test_predict_many_returns_the_results_in_order(
             on_error="return",
         )
     for i, result in enumerate(results):
-        np.testing.assert_array_equal(result["y"], rows(i, 2) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 2) * 2)
     assert len(rec.sizes["serving_default"]) < 50
     assert not isinstance(outcomes[0], Exception)
     assert isinstance(outcomes[1], InvalidArgumentError)

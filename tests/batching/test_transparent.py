@@ -40,8 +40,8 @@ async def test_a_lone_call_is_sent_at_once_without_waiting_for_max_delay(
         result = await client.predict(MODEL, {"x": rows(7, 3)})
         again = await client.predict(MODEL, {"x": rows(8, 2)})
     stats = client.batching_stats()
-    np.testing.assert_array_equal(result["y"], rows(7, 3) * 2)
-    np.testing.assert_array_equal(again["y"], rows(8, 2) * 2)
+    np.testing.assert_array_equal(result.output, rows(7, 3) * 2)
+    np.testing.assert_array_equal(again.output, rows(8, 2) * 2)
     assert rec.sizes == {"serving_default": [3, 2]}
     assert stats.flushes == {"idle": 2}
     assert (stats.batches, stats.rows, stats.callers) == (2, 5, 2)
@@ -67,9 +67,10 @@ async def test_callers_queued_behind_a_busy_group_merge_and_get_their_own_rows(
             results = await asyncio.gather(first, *tasks)
         stats = client.batching_stats()
     for i, (n, result) in enumerate(zip(counts, results[1:], strict=True)):
-        assert set(result) == {"y"}
-        np.testing.assert_array_equal(result["y"], rows(i, n) * 2)
-        assert result["y"].dtype == np.float32
+        # REST names a single output after its answer when no metadata is cached.
+        assert list(result) == (["y"] if protocol == "grpc" else ["outputs"])
+        np.testing.assert_array_equal(result.output, rows(i, n) * 2)
+        assert result.output.dtype == np.float32
         assert result.model is not None
         assert result.model.name == MODEL
     assert stats.flushes == {"idle": 1, "size": 2}
@@ -97,7 +98,7 @@ async def test_a_partial_batch_goes_when_its_group_falls_idle(
     assert stats.flushes == {"idle": 2}
     assert stats.queue_delay_max > 0
     for i, result in enumerate(results[1:]):
-        np.testing.assert_array_equal(result["y"], rows(i, 1) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 1) * 2)
 
 
 async def test_a_partial_batch_goes_after_max_delay_while_its_group_is_busy(
@@ -117,7 +118,7 @@ async def test_a_partial_batch_goes_after_max_delay_while_its_group_is_busy(
         stats = client.batching_stats()
     assert stats.flushes == {"idle": 1, "delay": 1}
     for i, result in enumerate(results[1:]):
-        np.testing.assert_array_equal(result["y"], rows(i, 2) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 2) * 2)
 
 
 @pytest.mark.parametrize("max_in_flight", [1, 2])
@@ -139,7 +140,7 @@ async def test_max_in_flight_bounds_the_requests_of_a_group(
         results = await asyncio.gather(first, *tasks)
     assert sorted(rec.sizes["gated"]) == [1, 2, 2, 2]
     for i, result in enumerate(results[1:]):
-        np.testing.assert_array_equal(result["y"], rows(i, 1) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 1) * 2)
 
 
 async def test_a_call_larger_than_max_batch_size_goes_alone(
@@ -153,7 +154,7 @@ async def test_a_call_larger_than_max_batch_size_goes_alone(
         rec.release()
         await first
         result = await big
-    np.testing.assert_array_equal(result["y"], rows(1, 9) * 2)
+    np.testing.assert_array_equal(result.output, rows(1, 9) * 2)
 
 
 async def test_calls_that_cannot_merge_go_in_separate_requests(
@@ -175,7 +176,7 @@ async def test_calls_that_cannot_merge_go_in_separate_requests(
         results = await asyncio.gather(first, *tasks)
     assert sorted(rec.sizes["gated"]) == [1, 2, 5]
     for i, (call, result) in enumerate(zip(calls, results[1:], strict=True)):
-        np.testing.assert_array_equal(result["y"], call["x"] * 2, err_msg=f"caller {i}")
+        np.testing.assert_array_equal(result.output, call["x"] * 2, err_msg=f"caller {i}")
 
 
 async def test_other_versions_filters_and_options_do_not_merge(
@@ -196,7 +197,7 @@ async def test_other_versions_filters_and_options_do_not_merge(
             results = await asyncio.gather(first, *tasks)
     assert sorted(rec.sizes["gated"]) == [1, 1, 2]
     for i, result in zip((1, 2, 3), results[1:], strict=True):
-        np.testing.assert_array_equal(result["y"], rows(i, 1) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 1) * 2)
 
 
 async def test_multi_input_and_single_unnamed_inputs_merge(
@@ -222,7 +223,7 @@ async def test_multi_input_and_single_unnamed_inputs_merge(
         sums = await asyncio.gather(*paired)
     assert rec.sizes["gated"] == [1, 3]
     for i, result in enumerate(results[1:]):
-        np.testing.assert_array_equal(result["y"], rows(i, 1) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 1) * 2)
     assert rec.sizes["pair"] == [4]  # three callers, one request
     assert [s["sum"].tolist() for s in sums] == [[11, 22], [12], [7]]
     assert [s["diff"].tolist() for s in sums] == [[-9, -18], [2], [-1]]
@@ -232,7 +233,7 @@ async def test_string_inputs_of_any_length_merge(
     server: ModelServer, rec: Recorder, protocol: str
 ) -> None:
     async with client_of(server, protocol, Batching(max_delay=HOLD)) as client, within(STEP):
-        await client.metadata(MODEL)  # HTTP needs it: all callers then start together
+        await client.metadata(MODEL)  # cached: REST names the single output "s" too
         results = await asyncio.gather(
             client.predict(MODEL, {"s": np.array(["ab", "c"])}, signature="strings"),
             client.predict(MODEL, {"s": np.array(["longer text"])}, signature="strings"),
@@ -256,19 +257,13 @@ async def test_outputs_without_a_batch_dimension_are_detected_and_not_batched_ag
             )
         stats = client.batching_stats()
     # Each caller gets its own total, whatever path found out.
-    assert [float(r["total"]) for r in results] == [float(x.sum()) for x in one]
-    assert [float(r["total"]) for r in later] == [float(x.sum()) for x in one]
-    sizes = rec.sizes["total"]
-    if protocol == "http":
-        # REST decodes with the signature: its metadata (a scalar output) says so first.
-        assert sizes == [2] * 8
-        assert stats.batches == 0
-    else:
-        # gRPC without validation has no metadata: the first merged answer (one scalar
-        # for 8 rows) tells; its callers are sent again alone, and every later call too.
-        assert sizes == [8] + [2] * 8
-        assert stats.unbatchable == 1
-        assert stats.flushes == {"idle": 1, "alone": 4}
+    assert [float(r.output) for r in results] == [float(x.sum()) for x in one]
+    assert [float(r.output) for r in later] == [float(x.sum()) for x in one]
+    # No metadata over either transport: the first merged answer (one scalar for 8
+    # rows) tells; its callers are sent again alone, and every later call too.
+    assert rec.sizes["total"] == [8] + [2] * 8
+    assert stats.unbatchable == 1
+    assert stats.flushes == {"idle": 1, "alone": 4}
 
 
 async def test_batching_per_model_and_per_copy(
@@ -312,7 +307,7 @@ async def test_close_sends_what_is_queued_then_refuses(
         results = await asyncio.gather(first, *tasks)
         await closing
     for i, result in enumerate(results[1:]):
-        np.testing.assert_array_equal(result["y"], rows(i, 2) * 2)
+        np.testing.assert_array_equal(result.output, rows(i, 2) * 2)
     assert client.batching_stats().flushes == {"idle": 1, "close": 1}
     with pytest.raises(RuntimeError, match="closed"):
         await client.predict(MODEL, {"x": rows(9, 1)})

@@ -21,6 +21,7 @@ from tfs_async.bench.results import BenchResult
 from tfs_async.bench.runner import run_sweep
 from tfs_async.bench.stats import LatencyHistogram
 from tfs_async.testing import ModelServer
+from tfs_async.types import PredictResult
 
 TIMEOUT = 60
 PAYLOADS = ("f32[1x10]", "bytes[32]x100")
@@ -201,6 +202,7 @@ async def test_arrays_come_back_unchanged_through_the_identity_model(endpoints: 
                 assert payload is not None
                 ready = await client.prepare(payload)
                 out = await ready.call()
-                np.testing.assert_array_equal(out[payload.output_name], payload.array)  # type: ignore[index]
+                assert isinstance(out, PredictResult)
+                np.testing.assert_array_equal(out.output, payload.array)
         finally:
             await client.close()

@@ -71,7 +71,7 @@ async def test_loading_version_is_not_found_then_available(
             assert available.version == 3
             assert available.state is VersionState.AVAILABLE
             result = await client.predict("loading", X, version=3)
-        np.testing.assert_array_equal(result["y"], [5.0])
+        np.testing.assert_array_equal(result.output, [5.0])
     finally:
         gate.release()
         async with within(STEP):
@@ -99,6 +99,6 @@ async def test_reload_config_moves_a_label(
         ready = await client.wait_until_available("loading", label="stable", timeout=STEP)
         await admin.reload_config(config([1, 3], {"stable": 3}))
         moved = await client.predict("loading", X, label="stable")
-    np.testing.assert_array_equal(stable["y"], [3.0])
+    np.testing.assert_array_equal(stable.output, [3.0])
     assert ready.version == 1
-    np.testing.assert_array_equal(moved["y"], [5.0])
+    np.testing.assert_array_equal(moved.output, [5.0])

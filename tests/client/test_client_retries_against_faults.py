@@ -43,7 +43,7 @@ def _target(protocol: str, grpc_port: int, rest_port: int) -> str:
 
 
 def _predicts(seen: list[dict[str, str]]) -> list[dict[str, str]]:
-    # Over REST the client fetches metadata once; keep the predict attempts only.
+    # The client fetches the metadata once (to name the single input): predicts only.
     return [h for h in seen if h[":path"].lower().endswith("predict")]
 
 
@@ -62,7 +62,7 @@ async def test_fail_twice_then_succeed_with_the_same_metadata_each_time(
             metadata={"authorization": "Bearer t0k"},
         ) as client:
             result = await client.predict("half_plus_two", X)
-    np.testing.assert_array_equal(result["y"], [2.5, 3.0, 4.5])
+    np.testing.assert_array_equal(result.output, [2.5, 3.0, 4.5])
     assert rule.hits == 2
     attempts = _predicts(where.seen)
     assert len(attempts) == 3
@@ -132,7 +132,7 @@ async def test_dropped_connections_are_retried(core: ServerCore, protocol: str) 
         async with Client(target, timeout=STEP, max_retries=2, retry=QUICK) as client:
             result = await client.predict("half_plus_two", X)
     assert rule.hits == 1
-    np.testing.assert_array_equal(result["y"], [2.5, 3.0, 4.5])
+    np.testing.assert_array_equal(result.output, [2.5, 3.0, 4.5])
 
 
 async def test_server_restart_is_survived_by_retries(server: ModelServer, protocol: str) -> None:
@@ -140,7 +140,7 @@ async def test_server_restart_is_survived_by_retries(server: ModelServer, protoc
         await c.predict("half_plus_two", X)
         await server.restart()
         result = await c.predict("half_plus_two", X)
-    np.testing.assert_array_equal(result["y"], [2.5, 3.0, 4.5])
+    np.testing.assert_array_equal(result.output, [2.5, 3.0, 4.5])
 
 
 async def test_loading_retry_is_opt_in(server: ModelServer) -> None:
@@ -157,4 +157,4 @@ async def test_loading_retry_is_opt_in(server: ModelServer) -> None:
         )
         result = await client.predict("half_plus_two", X)
     assert rule.hits == 2
-    np.testing.assert_array_equal(result["y"], [2.5, 3.0, 4.5])
+    np.testing.assert_array_equal(result.output, [2.5, 3.0, 4.5])

@@ -46,7 +46,7 @@ async def test_tls_with_custom_ca(core: ServerCore, certs: Certificates, protoco
         target = _target(protocol, where.grpc_port, where.rest_port)
         async with Client(target, tls=tls, timeout=STEP) as client:
             result = await client.predict("half_plus_two", {"x": X})
-    np.testing.assert_array_equal(result["y"], [2.5, 3.0, 4.5])
+    np.testing.assert_array_equal(result.output, [2.5, 3.0, 4.5])
 
 
 async def test_untrusted_server_is_a_tls_failure(
@@ -79,7 +79,7 @@ async def test_mutual_tls(
         target = _target(protocol, where.grpc_port, where.rest_port)
         async with Client(target, tls=tls, timeout=STEP) as client:
             result = await client.predict("half_plus_two", {"x": X})
-        np.testing.assert_array_equal(result["y"], [2.5, 3.0, 4.5])
+        np.testing.assert_array_equal(result.output, [2.5, 3.0, 4.5])
         without_cert = TLSConfig(ca_cert=certs.ca_pem, server_name="localhost")
         async with Client(target, tls=without_cert, timeout=STEP, max_retries=0) as client:
             with pytest.raises(ConnectionFailedError):

@@ -200,6 +200,18 @@ def test_single_unnamed_output_is_named_by_the_signature() -> None:
     assert list(decode_predict_body(b'{"outputs": [1]}')) == ["outputs"]
 
 
+def test_single_unnamed_output_takes_the_one_name_asked_for() -> None:
+    # No signature: the one output asked for can only be the answer's only output.
+    for body in (b'{"outputs": [1.5]}', b'{"predictions": [1.5]}'):
+        out = decode_predict_body(body, output_filter=["y"])
+        assert list(out) == ["y"]
+        assert out["y"].tolist() == [1.5]
+    assert list(decode_predict_body(b'{"predictions": []}', output_filter=["y"])) == ["y"]
+    # Two names for one output: the answer lacks one of them.
+    with pytest.raises(InvalidArgumentError, match="alias not found in signature: y"):
+        decode_predict_body(b'{"outputs": [1.5]}', output_filter=["y", "z"])
+
+
 def test_inferred_dtypes() -> None:
     out = decode_predict_body(
         b'{"outputs": {"f": [1.0, 2.5], "i": [1, 2], "b": [true], "s": ["a"],'

@@ -48,9 +48,9 @@ async def test_calls_give_the_same_answers(
         )
         metadata = await client.metadata("half_plus_two")
         [status] = await client.status("half_plus_two")
-    assert predicted["y"].dtype == np.float32
-    np.testing.assert_array_equal(predicted["y"], [2.5, 3.0, 4.5])
-    np.testing.assert_array_equal(big["y"], np.arange(150_000, dtype=np.float32) * 0.5 + 2)
+    assert predicted.output.dtype == np.float32
+    np.testing.assert_array_equal(predicted.output, [2.5, 3.0, 4.5])
+    np.testing.assert_array_equal(big.output, np.arange(150_000, dtype=np.float32) * 0.5 + 2)
     np.testing.assert_array_equal(regressed.values, [2.5, 4.0])
     assert len(classified.classes) == 2
     assert set(metadata.signatures) >= {"serving_default", "classify_x_to_y"}
@@ -81,7 +81,7 @@ async def test_many_concurrent_calls_share_a_bounded_pool(
             *(client.predict("half_plus_two", {"x": np.full(3, i, np.float32)}) for i in range(64))
         )
     for i, result in enumerate(results):
-        np.testing.assert_array_equal(result["y"], np.full(3, i * 0.5 + 2, np.float32))
+        np.testing.assert_array_equal(result.output, np.full(3, i * 0.5 + 2, np.float32))
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ async def test_https_with_custom_ca_and_mutual_tls(
                 within(STEP),
             ):
                 result = await client.predict("half_plus_two", {"x": X})
-            np.testing.assert_array_equal(result["y"], [2.5, 3.0, 4.5])
+            np.testing.assert_array_equal(result.output, [2.5, 3.0, 4.5])
             other = Certificates()
             untrusted = TLSConfig(ca_cert=other.ca_pem, server_name="localhost")
             async with Client(

@@ -4,6 +4,13 @@ The rule (README, "Inputs"): plain Python values and numpy's default float64/int
 arrays take the signature's dtype (over gRPC the client converts them; over REST
 the server reads the JSON numbers into it); other numpy arrays keep their dtype.
 What one transport refuses, the other refuses with the same error class.
+
+Over HTTP each form is sent twice: by a client with the model's metadata cached
+(the answer then has the signature's dtypes, exactly as over gRPC) and by one
+without, which sends one request per predict and types the answer from the JSON
+(README, "Outputs over REST"): same values, floats as float32, integers as int64.
+cast and validate fetch the metadata (they work on the signature): the same
+answer as over gRPC, dtype included.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import pytest_asyncio
 from tests.support.client import STEP, within
 from tfs_async import Client
 from tfs_async.errors import InvalidInputError, TFServingError
-from tfs_async.testing import ModelServer, PythonModel, signature
+from tfs_async.testing import FaultPlan, ModelServer, PythonModel, signature
 from tfs_async.testing.half_plus_two import half_plus_two_model
 
 # Every dtype both TF Serving APIs carry (REST has no half, bfloat16, complex nor uint16).
@@ -69,7 +76,8 @@ def _identity_model() -> PythonModel:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server() -> AsyncIterator[ModelServer]:
     async with within(STEP):
-        srv = ModelServer([_identity_model(), half_plus_two_model()])
+        # A fault plan without rules: it counts the requests the server is sent.
+        srv = ModelServer([_identity_model(), half_plus_two_model()], faults=FaultPlan())
         await srv.start()
     try:
         yield srv
@@ -78,7 +86,7 @@ async def server() -> AsyncIterator[ModelServer]:
             await srv.stop()
 
 
-Outcome = tuple[str, str, Any]
+Outcome = tuple[str, str, str, Any]
 
 
 async def _outcome(client: Client, dtype_name: str, value: Any) -> Outcome:
@@ -87,9 +95,14 @@ async def _outcome(client: Client, dtype_name: str, value: Any) -> Outcome:
             result = await client.predict("identity", {"x": value}, signature=dtype_name.lower())
     except TFServingError as error:
         # InvalidInputError (the client's) counts as the server's INVALID_ARGUMENT.
-        return ("error", error.code.name, None)
-    y = result["y"]
-    return ("ok", str(y.dtype), y.tolist())
+        return ("error", error.code.name, "", None)
+    (name,) = result
+    return ("ok", name, str(result.output.dtype), result.output.tolist())
+
+
+def _from_json(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype a REST answer is given without metadata (decode_predict_body's rule)."""
+    return np.dtype({"f": np.float32, "i": np.int64, "u": np.int64}.get(dtype.kind, dtype))
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -99,24 +112,44 @@ async def test_every_form_gets_the_same_answer_over_both_transports(
     server: ModelServer, dtype_name: str, options: dict[str, bool]
 ) -> None:
     cast, validate = options.get("cast", False), options.get("validate", False)
-    grpc_client = Client(
-        f"grpc://{server.grpc_target}", timeout=STEP, max_retries=0, cast=cast, validate=validate
-    )
-    http_client = Client(server.rest_url, timeout=STEP, max_retries=0, cast=cast, validate=validate)
+
+    def client(target: str) -> Client:
+        return Client(target, timeout=STEP, max_retries=0, cast=cast, validate=validate)
+
+    grpc_client = client(f"grpc://{server.grpc_target}")
+    http_client = client(server.rest_url)  # fetches metadata only for cast or validate
+    cached_client = client(server.rest_url)
+    faults = server.faults
+    assert faults is not None
     wanted = np.dtype(DTYPES[dtype_name])
-    async with grpc_client, http_client:
+    async with grpc_client, http_client, cached_client:
+        async with within(STEP):
+            await cached_client.metadata("identity")
         for form, value in FORMS.items():
             over_grpc = await _outcome(grpc_client, dtype_name, value)
+            over_cached = await _outcome(cached_client, dtype_name, value)
+            sent = faults.calls
             over_http = await _outcome(http_client, dtype_name, value)
+            sent = faults.calls - sent
+            if not options:
+                assert sent == 1, (form, dtype_name)  # the predict alone
             typed = isinstance(value, np.ndarray) and form not in ("float64 array", "int64 array")
             if typed and not options and value.dtype != wanted:
                 # A dtype the caller chose is sent as it is: gRPC's typed tensor is
                 # refused, REST's JSON has only numbers (cast=True: same everywhere).
-                assert over_grpc == ("error", "INVALID_ARGUMENT", None), (form, dtype_name)
+                assert over_grpc == ("error", "INVALID_ARGUMENT", "", None), (form, dtype_name)
                 continue
-            assert over_grpc == over_http, (form, dtype_name, options)
+            # With the metadata cached: the very same answer, dtype included.
+            assert over_grpc == over_cached, (form, dtype_name, options)
+            # Without: the same outcome and values, the dtype from the JSON (cast and
+            # validate fetched the metadata: the signature's).
+            status, name, dtype, values = over_grpc
+            if status == "ok" and not options:
+                # The single output named after the answer's key.
+                name, dtype = "outputs", str(_from_json(wanted))
+            assert over_http == (status, name, dtype, values), (form, dtype_name, options)
             if over_grpc[0] == "ok":
-                assert over_grpc[1] == str(wanted), (form, dtype_name)
+                assert over_grpc[1:3] == ("y", str(wanted)), (form, dtype_name)
             if form.startswith("python") or form in ("float64 array", "int64 array"):
                 # The rule: numbers take the signature's numeric dtype.
                 numbers = form.endswith(("ints", "int scalar", "int64 array"))

@@ -82,7 +82,7 @@ class Load:
             except TFServingError as error:
                 self.failures.append(error)
                 continue
-            version = int(result["y"][0] - 2 * x)  # y = 2x + version: which version answered
+            version = int(result.output[0] - 2 * x)  # y = 2x + version: which version answered
             self.versions[version] += 1
             (self.saw_new if version == 2 else self.saw_old).set()
 
@@ -167,7 +167,7 @@ async def test_label_metadata_is_kept_briefly_and_dropped_on_not_found(
         # NOT_FOUND dropped every cached entry of the model.
         assert not [key for key in cache._entries if key[0] == "m"]
         moved = await client.predict("m", {"x": np.array([1.0], np.float32)}, label="stable")
-    np.testing.assert_array_equal(moved["y"], [4.0])
+    np.testing.assert_array_equal(moved.output, [4.0])
 
 
 async def test_unpinned_entries_expire_before_pinned_ones() -> None:

@@ -25,7 +25,7 @@ async def test_an_oversized_request_fails_once_before_sending(
         with pytest.raises(MessageTooLargeError) as info:
             await client.predict("double", big)
         assert server.faults.calls == reached  # nothing reached the server
-    np.testing.assert_array_equal(ok["y"], [4.0])
+    np.testing.assert_array_equal(ok.output, [4.0])
     error = info.value
     assert isinstance(error, ResourceExhaustedError)  # the code gRPC gives it
     assert error.attempts == 1
@@ -46,8 +46,8 @@ async def test_an_oversized_response_fails_once_on_receipt(
             await client.predict("expand", {"n": np.array([100_000], np.int64)})
         # The connection is still good afterwards.
         again = await client.predict("expand", {"n": np.array([2], np.int64)})
-    assert small["y"].shape == (4,)
-    assert again["y"].shape == (2,)
+    assert small.output.shape == (4,)
+    assert again.output.shape == (2,)
     assert info.value.attempts == 1
     assert "max_message_size" in str(info.value)
     assert "response" in str(info.value)
@@ -61,4 +61,4 @@ async def test_a_raised_limit_lets_the_same_messages_through(
         within(STEP),
     ):
         result = await client.predict("expand", {"n": np.array([100_000], np.int64)})
-    assert result["y"].shape == (100_000,)
+    assert result.output.shape == (100_000,)

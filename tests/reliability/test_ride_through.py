@@ -86,8 +86,8 @@ async def test_a_call_made_while_the_server_is_down_succeeds_once_it_is_back(
         async with within(60):
             await tfs_server_process.arestart()
             result = await call
-    assert warm["y"].reshape(-1).tolist() == Y
-    assert result["y"].reshape(-1).tolist() == Y
+    assert warm.output.reshape(-1).tolist() == Y
+    assert result.output.reshape(-1).tolist() == Y
     # Re-sent with max_retries=0 and no budget spent: the re-send was a requeue.
     assert client._shared.budget.tokens >= tokens
 

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
         target = f"grpc://{server.grpc_target}" if protocol == "grpc" else server.rest_url
         client = Client(target, timeout=10.0)
         result = await client.predict("half_plus_two", {"x": np.array([1.0], np.float32)})
-        print("answer", float(result["y"][0]))
+        print("answer", float(result.output[0]))
         await server.stop()
         return client  # kept alive past its loop, never closed
 

@@ -100,7 +100,7 @@ async def test_an_unavailable_burst_is_ridden_through(server: ModelServer, proto
     async with client, within(STEP):
         results = await asyncio.gather(*(client.predict("half_plus_two", X) for _ in range(40)))
     assert rule.hits == 20
-    assert [r["y"].tolist() for r in results] == [Y] * 40
+    assert [r.output.tolist() for r in results] == [Y] * 40
 
 
 async def test_a_503_that_lasts_fails_typed_after_the_retries(
@@ -123,7 +123,7 @@ async def test_429_is_retried_then_typed(server: ModelServer, protocol: str) -> 
     burst = server.faults.add(Fault(method="predict", error_rate=1.0, code=code, times=2))
     async with Client(target_of(server, protocol), timeout=STEP, max_retries=3, retry=QUICK) as c:
         async with within(STEP):
-            assert (await c.predict("half_plus_two", X))["y"].tolist() == Y
+            assert (await c.predict("half_plus_two", X)).output.tolist() == Y
         assert burst.hits == 2
         server.faults.add(Fault(method="predict", error_rate=1.0, code=code))
         with pytest.raises(ResourceExhaustedError) as caught:
@@ -154,7 +154,7 @@ async def test_a_slow_answer_within_the_deadline_succeeds(
     assert server.faults is not None
     rule = server.faults.add(Fault(method="predict", latency=0.1))
     async with Client(target_of(server, protocol), timeout=1.0) as c, within(STEP):
-        assert (await c.predict("half_plus_two", X))["y"].tolist() == Y
+        assert (await c.predict("half_plus_two", X)).output.tolist() == Y
     assert rule.hits == 1
 
 
@@ -172,7 +172,7 @@ async def test_a_stalled_call_ends_at_the_deadline_and_frees_the_server(
         async with within(STEP):
             await server.faults.wait_unstalled()
         async with within(STEP):
-            assert (await c.predict("half_plus_two", X))["y"].tolist() == Y
+            assert (await c.predict("half_plus_two", X)).output.tolist() == Y
     assert clock.elapsed <= 0.5 + SLACK, clock.late(0.5)
 
 
@@ -185,8 +185,8 @@ async def test_a_reset_mid_response_is_retried_on_a_new_connection(
         async with client, within(STEP):
             result = await client.predict("big", {"x": np.array([7.0], np.float32)})
     assert proxy.resets == 1
-    assert result["y"].shape == (256 * 1024,)
-    assert bool(np.all(result["y"] == 7.0))
+    assert result.output.shape == (256 * 1024,)
+    assert bool(np.all(result.output == 7.0))
 
 
 async def test_resets_on_every_connection_fail_typed_within_the_deadline(

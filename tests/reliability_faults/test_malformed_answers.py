@@ -75,10 +75,18 @@ REST_ANSWERS: dict[str, BadAnswer] = {
         "neither 'predictions' nor 'outputs'",
     ),
     "ragged-outputs": BadAnswer(
-        200, "application/json", b'{"outputs": [[1.0, 2.0], [3.0]]}', ResponseDecodeError, "'y'"
+        200,
+        "application/json",
+        b'{"outputs": [[1.0, 2.0], [3.0]]}',
+        ResponseDecodeError,
+        "output 'outputs'",
     ),
     "wrong-values": BadAnswer(
-        200, "application/json", b'{"outputs": ["a", {"b": 1}]}', ResponseDecodeError, "'y'"
+        200,
+        "application/json",
+        b'{"outputs": ["a", {"b": 1}]}',
+        ResponseDecodeError,
+        "output 'outputs'",
     ),
 }
 
@@ -128,12 +136,12 @@ async def test_rest_bad_answer_is_typed_and_the_pool_stays_usable(
     answer = REST_ANSWERS[model]
     async with Client(rest_front, timeout=STEP, max_retries=0, pool_size=1) as client:
         async with within(STEP):
-            assert (await client.predict("half_plus_two", X))["y"].tolist() == Y
+            assert (await client.predict("half_plus_two", X)).output.tolist() == Y
         with pytest.raises(answer.error) as caught:
             async with within(STEP):
                 await client.predict(model, X)
         async with within(STEP):
-            assert (await client.predict("half_plus_two", X))["y"].tolist() == Y
+            assert (await client.predict("half_plus_two", X)).output.tolist() == Y
     assert answer.says in str(caught.value)
     assert caught.value.model is not None
     assert caught.value.model.name == model
@@ -205,12 +213,12 @@ async def test_grpc_bad_answer_is_typed_and_the_channel_stays_usable(
     says = GRPC_ANSWERS[model][1]
     async with Client(grpc_front, timeout=STEP, max_retries=0) as client:
         async with within(STEP):
-            assert (await client.predict("half_plus_two", X))["y"].tolist() == Y
+            assert (await client.predict("half_plus_two", X)).output.tolist() == Y
         with pytest.raises(ResponseDecodeError) as caught:
             async with within(STEP):
                 await client.predict(model, X)
         async with within(STEP):
-            assert (await client.predict("half_plus_two", X))["y"].tolist() == Y
+            assert (await client.predict("half_plus_two", X)).output.tolist() == Y
     assert says in str(caught.value)
     assert caught.value.model is not None
     assert caught.value.model.name == model

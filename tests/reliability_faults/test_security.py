@@ -97,7 +97,7 @@ async def test_tls_works_on_both_transports(
         tls = TLSConfig(ca_cert=certs.ca_pem, server_name="localhost")
         client = Client(_target(protocol, where.grpc_port, where.rest_port), tls=tls, timeout=STEP)
         async with client, within(STEP):
-            assert (await client.predict("half_plus_two", X))["y"].tolist() == Y
+            assert (await client.predict("half_plus_two", X)).output.tolist() == Y
 
 
 async def test_wrong_ca_fails_closed(core: ServerCore, certs: Certificates, protocol: str) -> None:
@@ -151,7 +151,7 @@ async def test_mutual_tls_without_a_client_certificate_fails_closed(
             ca_cert=certs.ca_pem, client_cert=chain, client_key=key, server_name="localhost"
         )
         async with Client(target, tls=good, timeout=STEP) as client, within(STEP):
-            assert (await client.predict("half_plus_two", X))["y"].tolist() == Y
+            assert (await client.predict("half_plus_two", X)).output.tolist() == Y
     assert len(where.seen) >= 1
 
 
@@ -175,7 +175,7 @@ async def test_tokens_go_on_every_attempt_and_nowhere_else(
             target, timeout=STEP, max_retries=3, retry=QUICK, metadata={"authorization": TOKEN}
         ) as client:
             async with within(STEP):
-                assert (await client.predict("half_plus_two", X))["y"].tolist() == Y
+                assert (await client.predict("half_plus_two", X)).output.tolist() == Y
             plan.add(Fault(method="predict", error_rate=1.0, code=StatusCode.UNAVAILABLE))
             with pytest.raises(UnavailableError) as caught:
                 async with within(STEP):

@@ -113,7 +113,7 @@ async def _one(client: Client, i: int, outcomes: Counter[str]) -> None:
     except Exception as error:  # anything else is a failure the test reports
         outcomes[f"failed: {type(error).__name__}: {error}"] += 1
         return
-    outcomes["ok" if result["y"].tolist() == Y else "wrong"] += 1
+    outcomes["ok" if result.output.tolist() == Y else "wrong"] += 1
 
 
 async def _soak(client: Client, count: int) -> Counter[str]:

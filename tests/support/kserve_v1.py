@@ -2,10 +2,14 @@
 
 It speaks TF Serving's REST predict API in its row form only and has no metadata
 route, like KServe's v1 data plane, several model servers' "TFS-compatible"
-endpoints and API gateways that expose only ``:predict``:
+endpoints and API gateways that expose only TF Serving's inference routes:
 
 * ``POST /v1/models/{name}:predict`` with ``{"instances": [...]}`` answers
   ``{"predictions": [...]}``; a body without ``instances`` gets 400.
+* ``POST /v1/models/half_plus_two:classify`` / ``:regress`` (signatures
+  ``classify_x_to_y`` / ``regress_x_to_y``, float feature ``x`` -> ``0.5 * x + 2``)
+  answer ``{"results": ...}`` in TF Serving's REST form; KServe's v1 protocol has
+  no such routes, the gateways in front of TF Serving keep them.
 * ``GET /v1/models/{name}`` answers ``{"name": ..., "ready": true}``.
 * anything else, ``/v1/models/{name}/metadata`` included, is 404.
 
@@ -42,6 +46,15 @@ def _pair(instances: list[Any]) -> list[Any]:
 
 
 _MODELS = {"half_plus_two": _half_plus_two, "pair": _pair}
+# half_plus_two's Classify and Regress signatures: feature x -> 0.5 * x + 2.
+_EXAMPLE_SIGNATURES = {"classify": "classify_x_to_y", "regress": "regress_x_to_y"}
+
+
+def _feature_x(example: Any) -> float:
+    value = example["x"]
+    if isinstance(value, list):
+        (value,) = value
+    return 0.5 * float(value) + 2.0
 
 
 class KServeV1:
@@ -80,6 +93,9 @@ class KServeV1:
         name = path[len(prefix) :] if path.startswith(prefix) else ""
         if request.method == "POST" and name.endswith(":predict"):
             return await self._predict(name[: -len(":predict")], request)
+        for method in _EXAMPLE_SIGNATURES:
+            if request.method == "POST" and name == f"half_plus_two:{method}":
+                return await self._examples(method, request)
         if request.method == "GET" and name in _MODELS:
             return web.json_response({"name": name, "ready": True})
         return web.json_response({"error": f"not found: {path}"}, status=404)
@@ -102,3 +118,17 @@ class KServeV1:
         except (TypeError, ValueError, KeyError) as error:
             return web.json_response({"error": f"bad instances: {error}"}, status=400)
         return web.json_response({"predictions": predictions})
+
+    async def _examples(self, method: str, request: web.Request) -> web.Response:
+        try:
+            doc = json.loads(await request.read())
+            wanted = _EXAMPLE_SIGNATURES[method]
+            if doc.get("signature_name", wanted) != wanted:
+                missing = {"error": f"no signature {doc['signature_name']}"}
+                return web.json_response(missing, status=400)
+            values = [_feature_x(example) for example in doc["examples"]]
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            return web.json_response({"error": f"bad examples: {error!r}"}, status=400)
+        if method == "classify":
+            return web.json_response({"results": [[["", value]] for value in values]})
+        return web.json_response({"results": values})

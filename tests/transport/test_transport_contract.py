@@ -1,8 +1,9 @@
 """The Transport contract, held by both transports against the emulator on real sockets.
 
 What transport/base.py declares and the client relies on: connect(), aclose(),
-http_status_for() on the errors a transport raises, wants_signature_info and
-sends_output_filter, and UnimplementedError before sending (REST has no MultiInference).
+http_status_for() on the errors a transport raises, a Predict answer decoded
+alike with and without the signature, sends_output_filter, and UnimplementedError
+before sending (REST has no MultiInference).
 """
 
 from __future__ import annotations
@@ -85,11 +86,11 @@ async def transport(
 
 
 async def _predict(
-    transport: Transport, output_filter: tuple[str, ...] = ()
+    transport: Transport, output_filter: tuple[str, ...] = (), *, with_signature: bool = False
 ) -> dict[str, np.ndarray[Any, Any]]:
     signature_info = None
     async with within(STEP):
-        if transport.wants_signature_info:
+        if with_signature:
             metadata = await transport.get_model_metadata(MODEL, OPTIONS)
             signature_info = metadata.signatures["serving_default"]
         request = PredictRequest(
@@ -117,8 +118,12 @@ async def test_errors_carry_the_http_status_the_transport_declares(transport: Tr
     assert info.value.model == ModelSpec("missing")
 
 
-async def test_predict_decodes_with_the_signature_it_asks_for(transport: Transport) -> None:
-    outputs = await _predict(transport)
+@pytest.mark.parametrize("with_signature", [False, True])
+async def test_predict_decodes_with_or_without_the_signature(
+    transport: Transport, with_signature: bool
+) -> None:
+    # The client passes the signature only when it has it cached or needed it.
+    outputs = await _predict(transport, with_signature=with_signature)
     assert sorted(outputs) == ["n", "y"]
     assert outputs["y"].dtype == np.float32
     assert outputs["n"].dtype == np.int64

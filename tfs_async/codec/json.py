@@ -338,9 +338,12 @@ def _output_dtype(signature: SignatureSpec | None, name: str) -> np.dtype[Any] |
     return signature.outputs[name].numpy_dtype
 
 
-def _single_name(signature: SignatureSpec | None, key: str) -> str:
+def _single_name(signature: SignatureSpec | None, key: str, output_filter: Sequence[str]) -> str:
     if signature is not None and len(signature.outputs) == 1:
         return next(iter(signature.outputs))
+    if signature is None and len(output_filter) == 1:
+        # The one output asked for: an unnamed single output can only be that one.
+        return output_filter[0]
     return key
 
 
@@ -357,14 +360,16 @@ def decode_predict_body(
 
     Names: a single unnamed output is named after the signature's only output when
     the signature is given (what TF Serving's metadata names it), else after the
-    answer's key, ``"outputs"`` or ``"predictions"``.
+    one name of ``output_filter`` (REST cannot tell a wrong name then), else after
+    the answer's key, ``"outputs"`` or ``"predictions"``.
 
     dtypes: the signature's when given. Without it, from the JSON tokens as TF
     Serving's writer writes them (it always gives floats a ``.`` or an exponent,
     ``NaN``/``Infinity`` included, and integers none): decimals -> float32 (what
     DT_FLOAT, the usual output, holds; DT_DOUBLE outputs lose their extra digits),
     integers -> int64 (any int dtype; beyond int64: uint64), ``true``/``false`` ->
-    bool, strings and ``{"b64": ...}`` -> bytes (object arrays).
+    bool, strings and ``{"b64": ...}`` -> bytes (object arrays), an empty list (no
+    values, no type) -> float32.
 
     ``output_filter`` keeps only those outputs (REST cannot ask for fewer); a name
     the answer lacks raises InvalidArgumentError in the server's words. Malformed
@@ -383,10 +388,9 @@ def decode_predict_body(
         if isinstance(value, dict) and not _is_b64(value):
             raw: dict[str, Any] = value
         else:
-            raw = {_single_name(signature, key): value}
+            raw = {_single_name(signature, key, output_filter): value}
     elif "predictions" in doc:
-        key = "predictions"
-        raw = _split_rows(doc["predictions"], signature)
+        raw = _split_rows(doc["predictions"], signature, output_filter)
     else:
         raise ResponseDecodeError(
             f"response has neither 'predictions' nor 'outputs': keys {sorted(doc)}"
@@ -406,15 +410,20 @@ def decode_predict_body(
     return result
 
 
-def _split_rows(rows: Any, signature: SignatureSpec | None) -> dict[str, Any]:
+def _split_rows(
+    rows: Any, signature: SignatureSpec | None, output_filter: Sequence[str]
+) -> dict[str, Any]:
     if not isinstance(rows, list):
         raise ResponseDecodeError(f"'predictions' is not a list: {rows!r:.200}")
     if not rows:
         # Batch 0: nothing says which outputs there were but the signature.
-        names = list(signature.outputs) if signature is not None else ["predictions"]
+        if signature is not None:
+            names = list(signature.outputs)
+        else:
+            names = list(output_filter) or ["predictions"]
         return {name: [] for name in names}
     if not (isinstance(rows[0], dict) and not _is_b64(rows[0])):
-        return {_single_name(signature, "predictions"): rows}
+        return {_single_name(signature, "predictions", output_filter): rows}
     names = list(rows[0])
     columns: dict[str, list[Any]] = {name: [] for name in names}
     for i, row in enumerate(rows):

@@ -253,7 +253,9 @@ class LoggedTransport(Transport):
         self._inner = inner
         self._target = target
         self.protocol = inner.protocol
-        self.wants_signature_info = inner.wants_signature_info
+        # The capabilities too: the client decides from them what it needs to send.
+        self.server_types_inputs = inner.server_types_inputs
+        self.sends_output_filter = inner.sends_output_filter
 
     async def _attempt(
         self, method: str, model: object, options: CallOptions, call: Awaitable[T]

@@ -11,9 +11,9 @@ What goes in
     names of a Predict ``output_filter`` whenever the transport does not send
     the filter to the server (:attr:`Transport.sends_output_filter`) and the
     caller knows the signature. The request carries the signature as
-    ``PredictRequest.signature_info`` whenever the caller has it (cached or
-    fetched; fetched when the transport says the answer decodes better with it,
-    :attr:`Transport.wants_signature_info`, and the server has it). When the wire
+    ``PredictRequest.signature_info`` whenever the caller has it (cached, or
+    fetched because the call needed it); a transport must decode a Predict
+    answer without it too (REST: names and dtypes from the JSON). When the wire
     carries dtypes (:attr:`Transport.server_types_inputs` is False), inputs
     given as plain Python values or numpy's default float64/int64 have already
     been given the signature's dtypes.
@@ -118,16 +118,6 @@ class Transport(abc.ABC):
     #: short protocol name used in reports and errors ("grpc", "http"); for
     #: people reading them only: callers never branch on it.
     protocol: str = "custom"
-
-    #: True when a Predict answer decodes better with the signature (REST: a
-    #: single output's name, the outputs' declared dtypes), though it decodes
-    #: without: the caller then fetches the model's metadata (cached) when it can
-    #: and passes it as ``PredictRequest.signature_info``. Where the server has no
-    #: metadata route (the fetch fails, Predict answers), the caller sends
-    #: without it and stops asking for that model for the metadata's TTL; the
-    #: transport then names and types the outputs from the answer alone.
-    #: False: ``signature_info`` is passed only when the caller already has it.
-    wants_signature_info: bool = False
 
     #: True when the wire carries no dtypes and the server gives every input its
     #: signature's dtype (REST's JSON): plain Python numbers and numpy's default

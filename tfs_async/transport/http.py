@@ -43,6 +43,8 @@ import tfs_async.codec.json as json_codec
 from tfs_async.errors import (
     ConnectionFailedError,
     DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
     MessageTooLargeError,
     NotSentError,
     ResponseDecodeError,
@@ -76,6 +78,8 @@ from tfs_async.types import (
 __all__ = ["HttpTransport", "model_path", "retry_after_seconds", "ssl_context_for"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# TF Serving's REST words for a Predict signature the model lacks (around the name).
+_SIGNATURE_MISS = ('Serving signature name: "', '" not found in signature def')
 # Methods aiohttp itself sends again once when a kept-alive connection was closed
 # (none before aiohttp 3.10, which lacks the constant: the transport then does it).
 _RESENT_BY_AIOHTTP: frozenset[str] = frozenset(
@@ -152,6 +156,26 @@ async def _read_limited(
     return b"".join(chunks)
 
 
+def _grpc_signature_miss(error: InvalidArgumentError) -> FailedPreconditionError | None:
+    """REST's answer for a Predict signature the model lacks, with gRPC's class.
+
+    TF Serving's REST handler looks the signature up itself and says INVALID_ARGUMENT
+    (model_servers/http_rest_api_handler.cc); its gRPC Predict says FAILED_PRECONDITION
+    (servables/tensorflow/predict_util.cc). One condition, one error class: the
+    server's message and HTTP status are kept. ``None`` for any other error.
+
+    >>> e = InvalidArgumentError('Serving signature name: "s" not found in signature def')
+    >>> type(_grpc_signature_miss(e)).__name__
+    'FailedPreconditionError'
+    """
+    text = error.message
+    if not (text.startswith(_SIGNATURE_MISS[0]) and text.endswith(_SIGNATURE_MISS[1])):
+        return None
+    miss = FailedPreconditionError(text, http_status=error.http_status, model=error.model)
+    miss.retry_after = error.retry_after
+    return miss
+
+
 def _quiet_guard(task: asyncio.Task[None]) -> asyncio.Task[None]:
     """A close-on-loop-end guard that may be destroyed pending (its loop ended) without a log."""
     # asyncio's own flag for tasks whose pending destruction is expected.
@@ -181,10 +205,6 @@ class HttpTransport(Transport):
     """
 
     protocol = "http"
-    #: The signature names a single unnamed output and gives the outputs their
-    #: declared dtypes; without it (servers with no metadata route) the answer
-    #: names and types them (:func:`~tfs_async.codec.json.decode_predict_body`).
-    wants_signature_info = True
     #: JSON carries no dtypes: the server reads numbers into its signature's.
     server_types_inputs = True
     #: REST's Predict has no output filter: the transport picks the asked outputs
@@ -535,11 +555,12 @@ class HttpTransport(Transport):
     # -- the calls ---------------------------------------------------------------
 
     async def predict(self, request: PredictRequest, options: CallOptions) -> PredictResult:
-        """Run Predict (``inputs`` or ``instances`` JSON); no metadata needed.
+        """Run Predict (``inputs`` or ``instances`` JSON): one request, no metadata needed.
 
         Outputs are named and typed from the answer (see
         :func:`~tfs_async.codec.json.decode_predict_body`), or from
-        ``request.signature_info`` when the caller has it.
+        ``request.signature_info`` when the caller has it (its single output's
+        name, its declared dtypes).
         """
         model = request.model
         signature = request.signature_info
@@ -547,7 +568,13 @@ class HttpTransport(Transport):
         body = json_codec.encode_predict_body(
             request.inputs, signature_name=model.signature, row_format=rows
         )
-        data = await self._exchange("POST", self._url(model, ":predict"), body, options, model)
+        try:
+            data = await self._exchange("POST", self._url(model, ":predict"), body, options, model)
+        except InvalidArgumentError as error:
+            miss = _grpc_signature_miss(error)
+            if miss is None:
+                raise
+            raise miss from error
         try:
             outputs = json_codec.decode_predict_body(
                 data, signature=signature, output_filter=tuple(request.output_filter)

@@ -23,7 +23,7 @@ async def test_default_model_is_half_plus_two(
     expected = {"grpc": GrpcTransport, "http": HttpTransport}[request.node.callspec.id]
     assert isinstance(tfs_client.transport, expected)
     result = await tfs_client.predict("half_plus_two", {"x": X})
-    assert result["y"].tolist() == [[2.5], [3.0], [4.5]]
+    assert result.output.tolist() == [[2.5], [3.0], [4.5]]
     assert [status.version for status in await tfs_client.status("half_plus_two")] == [123]
     regressed = await tfs_client.regress("half_plus_two", {"x": 2.0}, signature="regress_x_to_y2")
     assert regressed.values.tolist() == [4.0]
@@ -40,7 +40,7 @@ async def test_faults_reach_the_client(tfs_client: Client, tfs_server: ModelServ
         await tfs_client.with_options(max_retries=0).predict("half_plus_two", {"x": X})
     assert caught.value.code == StatusCode.UNAVAILABLE
     result = await tfs_client.predict("half_plus_two", {"x": X})  # the rule is spent
-    assert result["y"].tolist() == [[2.5], [3.0], [4.5]]
+    assert result.output.tolist() == [[2.5], [3.0], [4.5]]
     SERVERS.append(tfs_server)
 
 

@@ -22,7 +22,7 @@ CLIENTS: list[Client] = []
 @pytest.mark.parametrize("round_", [1, 2])
 async def test_predict(tfs_client: Client, tfs_server: ModelServer, round_: int) -> None:
     result = await tfs_client.predict("half_plus_two", {"x": np.array([4.0], np.float32)})
-    assert result["y"].tolist() == [4.0]
+    assert result.output.tolist() == [4.0]
     LOOPS.add(asyncio.get_running_loop())
     SERVERS.append(tfs_server)
     CLIENTS.append(tfs_client)

@@ -32,5 +32,5 @@ def tfs_models(request: pytest.FixtureRequest, tmp_path: Path) -> object:
 @pytest.mark.asyncio
 async def test_each_form_serves_its_model(tfs_client: Client) -> None:
     result = await tfs_client.predict("hpt", {"x": np.array([[2.0], [3.0]], np.float32)})
-    assert result["y"].tolist() == [[3.0], [3.5]]
+    assert result.output.tolist() == [[3.0], [3.5]]
     assert [status.version for status in await tfs_client.status("hpt")] == [123]

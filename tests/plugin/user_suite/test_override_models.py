@@ -22,6 +22,6 @@ def tfs_models() -> list[PythonModel]:
 @pytest.mark.asyncio
 async def test_serves_the_override_only(tfs_client: Client) -> None:
     result = await tfs_client.predict("triple", {"x": np.array([1, 7], np.int64)})
-    assert result["y"].tolist() == [3, 21]
+    assert result.output.tolist() == [3, 21]
     with pytest.raises(NotFoundError):
         await tfs_client.predict("half_plus_two", {"x": np.array([1.0], np.float32)})

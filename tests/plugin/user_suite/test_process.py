@@ -23,7 +23,7 @@ async def test_kill_and_restart_on_the_same_ports(tfs_server_process: ServerProc
     targets = (f"grpc://{tfs_server_process.grpc_target}", tfs_server_process.rest_url)
     for target in targets:
         async with Client(target, timeout=30.0) as client:
-            assert (await client.predict("half_plus_two", {"x": X}))["y"].tolist() == [[3.0]]
+            assert (await client.predict("half_plus_two", {"x": X})).output.tolist() == [[3.0]]
             tfs_server_process.kill()
             assert not tfs_server_process.running
             # Failing fast: by default a call waits for the server until its deadline.
@@ -37,7 +37,7 @@ async def test_kill_and_restart_on_the_same_ports(tfs_server_process: ServerProc
                 targets[1],
             )
             await client.wait_until_available("half_plus_two", timeout=30.0)
-            assert (await client.predict("half_plus_two", {"x": X}))["y"].tolist() == [[3.0]]
+            assert (await client.predict("half_plus_two", {"x": X})).output.tolist() == [[3.0]]
     pid = tfs_server_process.pid
     assert pid is not None
     PIDS.append(pid)
@@ -52,7 +52,7 @@ class TestFactoryOverride:
     async def test_child_serves_the_factory(self, tfs_server_process: ServerProcess) -> None:
         async with Client(tfs_server_process.rest_url, timeout=30.0) as client:
             result = await client.predict("hpt", {"x": X})
-        assert result["y"].tolist() == [[3.0]]
+        assert result.output.tolist() == [[3.0]]
         pid = tfs_server_process.pid
         assert pid is not None
         PIDS.append(pid)

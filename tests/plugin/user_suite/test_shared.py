@@ -14,13 +14,13 @@ X = np.array([1.0], np.float32)
 
 @pytest.mark.asyncio
 async def test_first(tfs_client: Client, tfs_server: ModelServer) -> None:
-    assert (await tfs_client.predict("half_plus_two", {"x": X}))["y"].tolist() == [2.5]
+    assert (await tfs_client.predict("half_plus_two", {"x": X})).output.tolist() == [2.5]
     SEEN.append((id(tfs_server), id(tfs_client)))
 
 
 @pytest.mark.asyncio
 async def test_second(tfs_client: Client, tfs_server: ModelServer) -> None:
-    assert (await tfs_client.predict("half_plus_two", {"x": X}))["y"].tolist() == [2.5]
+    assert (await tfs_client.predict("half_plus_two", {"x": X})).output.tolist() == [2.5]
     SEEN.append((id(tfs_server), id(tfs_client)))
 
 

@@ -26,5 +26,5 @@ def test_process(tfs_server_process: ServerProcess) -> None:
 def test_sync_client(tfs_sync_client: SyncClient) -> None:
     # A plain test, no event loop of its own: the sync client talks to the child process.
     result = tfs_sync_client.predict("half_plus_two", {"x": np.array([[2.0]], np.float32)})
-    assert result["y"].tolist() == [[3.0]]
+    assert result.output.tolist() == [[3.0]]
     assert tfs_sync_client.status("half_plus_two")[0].state == VersionState.AVAILABLE
