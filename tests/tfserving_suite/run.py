@@ -22,8 +22,9 @@ for Keras 2 (``tf.keras`` before TensorFlow 2.16): they name a Sequential model'
 input ``x`` and expect the SavedModel's signature to say ``x`` and ``y``, which
 Keras 3 does not do (it says ``inputs`` and ``output_0``, against any server).
 The tier therefore runs the suite with ``TF_USE_LEGACY_KERAS=1``, TensorFlow's
-own switch that makes ``tf.keras`` the tf-keras package (Keras 2). Arguments after the script name go
-to the test runner (absltest), e.g. ``TensorflowModelServerTest.testPredictREST``.
+own switch that makes ``tf.keras`` the tf-keras package (Keras 2). Arguments
+after the script name go to the test runner (absltest), e.g.
+``TensorflowModelServerTest.testPredictREST``.
 """
 
 from __future__ import annotations

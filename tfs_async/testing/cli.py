@@ -200,6 +200,7 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
     # TF: 0 polls once, < 0 never polls again; both mean "at start only" here.
     options["file_system_poll_wait_seconds"] = max(0, args.file_system_poll_wait_seconds)
     options["enable_signature_method_name_check"] = args.enable_signature_method_name_check
+    options["prefer_tflite_model"] = args.prefer_tflite_model
     if args.grpc_socket_path:
         options["grpc_socket_path"] = args.grpc_socket_path
     if args.rest_api_port >= 0:

@@ -184,7 +184,12 @@ TF_SERVING_FLAGS: tuple[Flag, ...] = (
         "",
         ignored="MetaGraphDef memory trimming",
     ),
-    _tf("prefer_tflite_model", "bool", False, "", ignored="TF Lite models"),
+    _tf(
+        "prefer_tflite_model",
+        "bool",
+        False,
+        "serve a version's model.tflite instead of its SavedModel (needs TensorFlow)",
+    ),
     _tf("num_tflite_pools", "int32", _cpus(), "", ignored="TF Lite interpreter pools"),
     _tf(
         "num_tflite_interpreters_per_pool",

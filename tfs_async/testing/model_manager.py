@@ -129,6 +129,9 @@ class ModelManager:
             polls once; its negative, "reserved for testing", never polls and
             waits at startup forever, which the emulator does not copy). Tests
             trigger a scan deterministically with ``await`` :meth:`poll_file_system`.
+        prefer_tflite_model: TF Serving's flag: config entries served from a
+            base_path load a version's ``model.tflite``, when it has one, instead
+            of its SavedModel (:mod:`tfs_async.testing.tflite_runtime`).
     """
 
     def __init__(
@@ -140,8 +143,10 @@ class ModelManager:
         allow_version_labels_for_unavailable_models: bool = False,
         load_delay: float = 0.0,
         file_system_poll_wait_seconds: float = 1.0,
+        prefer_tflite_model: bool = False,
     ) -> None:
         self.file_system_poll_wait_seconds = file_system_poll_wait_seconds
+        self.prefer_tflite_model = prefer_tflite_model
         if config is not None and config_file is not None:
             raise ValueError("give config or config_file, not both")
         if load_delay < 0:
@@ -433,7 +438,7 @@ class ModelManager:
                 f"Model {entry.name} has no base_path in its config and no model of that "
                 f"name is registered",
             )
-        return SavedModel(entry.name, entry.base_path)
+        return SavedModel(entry.name, entry.base_path, prefer_tflite_model=self.prefer_tflite_model)
 
     def _validate(self, config: ModelServerConfig) -> dict[str, tuple[ModelConfig, ModelSource]]:
         kind = config.WhichOneof("config")
