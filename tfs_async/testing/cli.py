@@ -252,6 +252,7 @@ async def serve(args: argparse.Namespace) -> int:
         faults=_fault_plan(args.faults, args.fault_seed),
         grpc_options=_channel_arguments(args.grpc_channel_arguments),
         enable_grpc_healthcheck_service=args.enable_grpc_healthcheck_service,
+        enable_profiler=args.enable_profiler,
         allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
         **options,
     )

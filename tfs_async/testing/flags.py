@@ -206,7 +206,12 @@ TF_SERVING_FLAGS: tuple[Flag, ...] = (
     ),
     _tf("xla_cpu_compilation_enabled", "bool", False, "", ignored="XLA:CPU JIT"),
     _tf("xla_gpu_compilation_enabled", "bool", False, "", ignored="XLA:GPU JIT"),
-    _tf("enable_profiler", "bool", True, "", ignored="the TSL profiler service"),
+    _tf(
+        "enable_profiler",
+        "bool",
+        True,
+        "serve the profiler service (tensorflow.ProfilerService) on the gRPC port",
+    ),
     _tf(
         "thread_pool_factory_config_file",
         "string",

@@ -41,6 +41,7 @@ from tfs_async.testing.monitoring import Metrics
 from tfs_async.testing.status import ServingStatus, invalid_argument
 
 if TYPE_CHECKING:
+    from tfs_async.testing.profiler import ProfilerService
     from tfs_async.testing.rest_path import RestRoute
     from tfs_async.testing.serving import ServerCore
 
@@ -128,6 +129,8 @@ class RestService:
             TF Serving's Prometheus text format (``--monitoring_config_file``).
         metrics: where REST requests are counted (TF Serving's ``http_server.cc``
             records ``request_count`` and ``request_latency`` for each one).
+        trace: the profiler service told of every call answered while a
+            profiling session runs (:mod:`tfs_async.testing.profiler`).
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class RestService:
         faults: Callable[[], FaultPlan | None] = lambda: None,
         prometheus_path: str | None = None,
         metrics: Metrics | None = None,
+        trace: ProfilerService | None = None,
     ) -> None:
         self._models = core
         self._prediction = core.prediction
@@ -145,6 +149,7 @@ class RestService:
         self._faults = faults
         self._prometheus_path = prometheus_path
         self._metrics = metrics
+        self._trace = trace
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one HTTP request the way TF Serving's REST server does."""
@@ -265,6 +270,10 @@ class RestService:
         return _Response(status=400)
 
     def _count(self, route: RestRoute, code: StatusCode, start: float) -> None:
+        trace = self._trace
+        if trace is not None and trace.active:
+            began = time.time_ns() - int((time.perf_counter() - start) * 1e9)
+            trace.record("REST", _fault_method(route.action), route.model_name, code.name, began)
         if self._metrics is None:
             return
         self._metrics.count_request(route.model_name, code.name)
