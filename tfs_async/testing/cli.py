@@ -248,6 +248,7 @@ async def serve(args: argparse.Namespace) -> int:
         host=args.host,
         enable_serialization_as_tensor_content=args.enable_serialization_as_tensor_content,
         rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
+        rest_api_enable_cors_support=args.rest_api_enable_cors_support,
         model_config_file_poll_wait_seconds=max(0, args.model_config_file_poll_wait_seconds),
         faults=_fault_plan(args.faults, args.fault_seed),
         grpc_options=_channel_arguments(args.grpc_channel_arguments),

@@ -93,8 +93,7 @@ TF_SERVING_FLAGS: tuple[Flag, ...] = (
         "rest_api_enable_cors_support",
         "bool",
         False,
-        "",
-        ignored="CORS headers on every REST answer (the emulator answers preflights only)",
+        "CORS headers (Access-Control-Allow-*) on every REST API answer",
     ),
     _tf("enable_batching", "bool", False, "queue and batch Predict calls (shared batch scheduler)"),
     _tf(

@@ -62,6 +62,8 @@ class ModelServer(ListenerAddresses):
         host: the address both listeners bind (127.0.0.1 unless told otherwise).
         enable_serialization_as_tensor_content: gRPC Predict outputs in ``tensor_content``.
         rest_api_timeout_in_ms: run timeout of REST predict/classify/regress (<= 0: none).
+        rest_api_enable_cors_support: add TF Serving's CORS headers to every REST API answer
+            (``--rest_api_enable_cors_support``; see :mod:`tfs_async.testing.rest_service`).
         model_config_file_poll_wait_seconds: re-read ``model_config_file`` this often (0: never).
         faults: a :class:`~tfs_async.testing.faults.FaultPlan` applied to every call; it can
             be changed, or replaced through :attr:`faults`, while the server runs.
@@ -101,6 +103,7 @@ class ModelServer(ListenerAddresses):
         host: str = "127.0.0.1",
         enable_serialization_as_tensor_content: bool = False,
         rest_api_timeout_in_ms: int = 30000,
+        rest_api_enable_cors_support: bool = False,
         model_config_file_poll_wait_seconds: float = 0,
         faults: FaultPlan | None = None,
         prometheus_path: str | None = None,
@@ -166,6 +169,7 @@ class ModelServer(ListenerAddresses):
             prometheus_path=prometheus_path,
             metrics=self.metrics,
             trace=self.profiler,
+            enable_cors_support=rest_api_enable_cors_support,
         )
         self._grpc_server: grpc.aio.Server | None = None
         self._rest_runner: web.ServerRunner | None = None
