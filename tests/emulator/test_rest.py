@@ -175,9 +175,16 @@ async def test_classify_on_a_predict_only_model_is_an_error_json(
 
 
 @pytest.mark.parametrize(
-    ("origin", "status"), [("https://example.com", 200), ("ftp://x", 400), (None, 400)]
+    ("origin", "status"),
+    [
+        ("https://example.com", 200),
+        ("http://localhost:3000", 200),
+        ("null http://x", 200),  # RE2::PartialMatch: http(s):// anywhere in the header
+        ("ftp://x", 400),
+        (None, 400),
+    ],
 )
-async def test_cors_preflight(
+async def test_cors_preflight_without_cors_support_has_no_cors_headers(
     http: ClientSession, server: ModelServer, origin: str | None, status: int
 ) -> None:
     headers = {"Origin": origin} if origin else {}
@@ -187,6 +194,51 @@ async def test_cors_preflight(
     ):
         assert await resp.read() == b""
     assert resp.status == status
+    assert not {h for h in resp.headers if h.startswith("Access-Control-")}
+
+
+async def test_options_outside_v1_is_libevents_404(
+    http: ClientSession, server: ModelServer
+) -> None:
+    headers = {"Origin": "https://example.com"}
+    async with (
+        asyncio.timeout(TIMEOUT),
+        http.options(server.rest_url + "/v2/models/double", headers=headers) as resp,
+    ):
+        assert b"404 Not Found" in await resp.read()
+    assert resp.status == 404
+
+
+async def test_cors_support_adds_the_headers_to_every_api_answer(
+    http: ClientSession, make_double_model: Callable[..., PythonModel]
+) -> None:
+    cors = {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": "POST, GET",
+        "Access-Control-Allow-Headers": "Content-Type",
+    }
+    async with ModelServer([make_double_model()], rest_api_enable_cors_support=True) as srv:
+        answers = [
+            await _post(http, srv, PREDICT, b'{"instances": [1.0]}'),  # 200
+            await _post(http, srv, "/v1/models/missing:predict", b'{"instances": [1.0]}'),  # 404
+            await _post(http, srv, PREDICT, b"{not json"),  # 400
+        ]
+        async with asyncio.timeout(TIMEOUT), http.get(srv.rest_url + "/v1/models/double") as got:
+            answers.append((got.status, dict(got.headers), await got.read()))
+        for origin in ("https://example.com", ""):
+            async with (
+                asyncio.timeout(TIMEOUT),
+                http.options(srv.rest_url + PREDICT, headers={"Origin": origin}) as pre,
+            ):
+                answers.append((pre.status, dict(pre.headers), await pre.read()))
+        # libevent's own pages come from outside the API handler: no CORS headers.
+        async with asyncio.timeout(TIMEOUT), http.get(srv.rest_url + "/elsewhere") as page:
+            outside = dict(page.headers)
+    assert [status for status, _, _ in answers] == [200, 404, 400, 200, 200, 400]
+    for _, headers, _ in answers:
+        assert {k: headers[k] for k in cors if k in headers} == cors
+    assert answers[0][1]["Content-Type"] == "application/json"
+    assert not {h for h in outside if h.startswith("Access-Control-")}
 
 
 async def test_prometheus_counters_when_configured(

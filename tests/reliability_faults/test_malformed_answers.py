@@ -91,6 +91,22 @@ REST_ANSWERS: dict[str, BadAnswer] = {
 }
 
 
+# Status and metadata answers whose JSON strings hold bytes that are not UTF-8 (path -> body).
+NON_UTF8_ANSWERS: dict[str, bytes] = {
+    "/v1/models/bad-state": (
+        b'{"model_version_status": [{"version": "1", "state": "AVAIL\xffBLE"}]}'
+    ),
+    "/v1/models/bad-code": (
+        b'{"model_version_status": [{"version": "1", "state": "END",'
+        b' "status": {"error_code": "\xfe", "error_message": "x"}}]}'
+    ),
+    "/v1/models/bad-key/metadata": (
+        b'{"model_spec": {"name": "bad-key", "version": "1"},'
+        b' "metadata": {"signature_def": {"signature_def": {"s\xff": {}}}}}'
+    ),
+}
+
+
 @pytest_asyncio.fixture
 async def rest_front(server: ModelServer) -> AsyncIterator[str]:
     """A REST server answering REST_ANSWERS by model name, the emulator's answer otherwise."""
@@ -98,6 +114,9 @@ async def rest_front(server: ModelServer) -> AsyncIterator[str]:
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         path = request.raw_path
+        if path in NON_UTF8_ANSWERS:
+            body = NON_UTF8_ANSWERS[path]
+            return web.Response(body=body, headers={"Content-Type": "application/json"})
         for name, answer in REST_ANSWERS.items():
             if path.startswith(f"/v1/models/{name}") and path.endswith(":predict"):
                 await request.read()
@@ -145,6 +164,27 @@ async def test_rest_bad_answer_is_typed_and_the_pool_stays_usable(
     assert answer.says in str(caught.value)
     assert caught.value.model is not None
     assert caught.value.model.name == model
+
+
+@pytest.mark.parametrize(
+    ("call", "model", "where"),
+    [
+        ("status", "bad-state", "$.model_version_status[0].state: b'AVAIL\\xffBLE'"),
+        ("status", "bad-code", "$.model_version_status[0].status.error_code: b'\\xfe'"),
+        ("metadata", "bad-key", "$.signature_def: b's\\xff'"),
+    ],
+)
+async def test_rest_non_utf8_strings_in_status_or_metadata_are_typed(
+    rest_front: str, call: str, model: str, where: str
+) -> None:
+    """Non-UTF-8 bytes in an enum or a key: ResponseDecodeError naming where, not SystemError."""
+    async with Client(rest_front, timeout=STEP, max_retries=0, pool_size=1) as client:
+        with pytest.raises(ResponseDecodeError) as caught:
+            async with within(STEP):
+                await (client.status(model) if call == "status" else client.metadata(model))
+        async with within(STEP):
+            assert (await client.predict("half_plus_two", X))["y"].tolist() == Y
+    assert f"is not UTF-8 at {where}" in str(caught.value)
 
 
 def _tensor(dtype: int, dims: list[int], **fields: Any) -> tensor_pb2.TensorProto:

@@ -16,9 +16,15 @@ temporary directory:
   the checkout's base module, made importable beside the installed
   ``tensorflow_serving.apis`` package.
 
-It needs tensorflow, tensorflow-serving-api and portpicker (``make
-test-tfserving-suite`` installs and runs it). Arguments after the script name go
-to the test runner (absltest), e.g. ``TensorflowModelServerTest.testPredictREST``.
+It needs tensorflow, tensorflow-serving-api, portpicker and tf-keras (``make
+test-tfserving-suite`` installs and runs it). The suite's Keras tests were written
+for Keras 2 (``tf.keras`` before TensorFlow 2.16): they name a Sequential model's
+input ``x`` and expect the SavedModel's signature to say ``x`` and ``y``, which
+Keras 3 does not do (it says ``inputs`` and ``output_0``, against any server).
+The tier therefore runs the suite with ``TF_USE_LEGACY_KERAS=1``, TensorFlow's
+own switch that makes ``tf.keras`` the tf-keras package (Keras 2). Arguments
+after the script name go to the test runner (absltest), e.g.
+``TensorflowModelServerTest.testPredictREST``.
 """
 
 from __future__ import annotations
@@ -69,6 +75,8 @@ def build_tree(root: Path, source: Path) -> Path:
 
 def main(argv: list[str]) -> int:
     """Build the tree, then run the upstream test module as ``__main__``."""
+    # Before anything imports tensorflow: tf.keras is Keras 2, as the suite expects.
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow_serving
 
     source = upstream()

@@ -482,7 +482,39 @@ def decode_regress_body(body: Body) -> npt.NDArray[np.float32]:
     return np.array(results, dtype=np.float32)
 
 
+def _non_utf8(value: Any, path: str) -> tuple[str, bytes] | None:
+    """The first string (key or value) under ``value`` that is not UTF-8 text: (path, its bytes).
+
+    :func:`loads` keeps a body's non-UTF-8 bytes as surrogate escapes; protobuf's
+    upb parser cannot take such a string (it fails with an untyped SystemError).
+
+    >>> _non_utf8({"a": ["ok", "\\udcff"]}, "$")[0], _non_utf8({"a": "ok"}, "$")
+    ('$.a[1]', None)
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path, value.encode("utf-8", "surrogateescape")
+        return None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _non_utf8(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _non_utf8(key, path) or _non_utf8(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    return None
+
+
 def _parse_proto(doc: Any, message: Any, what: str) -> Any:
+    bad = _non_utf8(doc, "$")
+    if bad is not None:
+        where, raw = bad
+        raise ResponseDecodeError(f"{what} JSON has a string that is not UTF-8 at {where}: {raw!r}")
     try:
         return json_format.ParseDict(doc, message, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:

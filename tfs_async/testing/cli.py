@@ -200,6 +200,7 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
     # TF: 0 polls once, < 0 never polls again; both mean "at start only" here.
     options["file_system_poll_wait_seconds"] = max(0, args.file_system_poll_wait_seconds)
     options["enable_signature_method_name_check"] = args.enable_signature_method_name_check
+    options["prefer_tflite_model"] = args.prefer_tflite_model
     if args.grpc_socket_path:
         options["grpc_socket_path"] = args.grpc_socket_path
     if args.rest_api_port >= 0:
@@ -247,10 +248,12 @@ async def serve(args: argparse.Namespace) -> int:
         host=args.host,
         enable_serialization_as_tensor_content=args.enable_serialization_as_tensor_content,
         rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
+        rest_api_enable_cors_support=args.rest_api_enable_cors_support,
         model_config_file_poll_wait_seconds=max(0, args.model_config_file_poll_wait_seconds),
         faults=_fault_plan(args.faults, args.fault_seed),
         grpc_options=_channel_arguments(args.grpc_channel_arguments),
         enable_grpc_healthcheck_service=args.enable_grpc_healthcheck_service,
+        enable_profiler=args.enable_profiler,
         allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
         **options,
     )

@@ -93,8 +93,7 @@ TF_SERVING_FLAGS: tuple[Flag, ...] = (
         "rest_api_enable_cors_support",
         "bool",
         False,
-        "",
-        ignored="CORS headers on every REST answer (the emulator answers preflights only)",
+        "CORS headers (Access-Control-Allow-*) on every REST API answer",
     ),
     _tf("enable_batching", "bool", False, "queue and batch Predict calls (shared batch scheduler)"),
     _tf(
@@ -184,7 +183,12 @@ TF_SERVING_FLAGS: tuple[Flag, ...] = (
         "",
         ignored="MetaGraphDef memory trimming",
     ),
-    _tf("prefer_tflite_model", "bool", False, "", ignored="TF Lite models"),
+    _tf(
+        "prefer_tflite_model",
+        "bool",
+        False,
+        "serve a version's model.tflite instead of its SavedModel (needs TensorFlow)",
+    ),
     _tf("num_tflite_pools", "int32", _cpus(), "", ignored="TF Lite interpreter pools"),
     _tf(
         "num_tflite_interpreters_per_pool",
@@ -201,7 +205,12 @@ TF_SERVING_FLAGS: tuple[Flag, ...] = (
     ),
     _tf("xla_cpu_compilation_enabled", "bool", False, "", ignored="XLA:CPU JIT"),
     _tf("xla_gpu_compilation_enabled", "bool", False, "", ignored="XLA:GPU JIT"),
-    _tf("enable_profiler", "bool", True, "", ignored="the TSL profiler service"),
+    _tf(
+        "enable_profiler",
+        "bool",
+        True,
+        "serve the profiler service (tensorflow.ProfilerService) on the gRPC port",
+    ),
     _tf(
         "thread_pool_factory_config_file",
         "string",

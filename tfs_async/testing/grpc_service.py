@@ -10,8 +10,10 @@ TF Serving's code and its message cut at 1024 bytes.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -34,6 +36,7 @@ from tfs_async.testing.faults import ConnectionDropped, FaultPlan
 from tfs_async.testing.status import ServingStatus
 
 if TYPE_CHECKING:
+    from tfs_async.testing.profiler import ProfilerService
     from tfs_async.testing.serving import ServerCore
 
 __all__ = [
@@ -100,10 +103,16 @@ def _model_name(request: Any) -> str | None:
 class _Handlers:
     """The gRPC method implementations bound to one server's models, predictions and faults."""
 
-    def __init__(self, core: ServerCore, faults: Callable[[], FaultPlan | None]) -> None:
+    def __init__(
+        self,
+        core: ServerCore,
+        faults: Callable[[], FaultPlan | None],
+        trace: ProfilerService | None = None,
+    ) -> None:
         self._models = core
         self._prediction = core.prediction
         self._faults = faults
+        self._trace = trace
 
     async def _run(
         self,
@@ -112,6 +121,10 @@ class _Handlers:
         context: grpc.aio.ServicerContext[Any, Any],
         call: Callable[[float | None], Awaitable[Resp]],
     ) -> Resp:
+        trace = self._trace
+        # A call is traced when it starts while a profiling session runs (TSL's TraceMe).
+        start = time.time_ns() if trace is not None and trace.active else None
+        code = "OK"
         plan = self._faults()
         try:
             if plan is not None:
@@ -119,15 +132,24 @@ class _Handlers:
             # The client's deadline becomes the prediction's run timeout, as in TF Serving.
             return await call(context.time_remaining())
         except ServingStatus as status:
-            await context.abort(grpc.StatusCode[status.code.name], truncate_message(status.message))
+            code = status.code.name
+            await context.abort(grpc.StatusCode[code], truncate_message(status.message))
         except ConnectionDropped as dropped:
+            code = "UNAVAILABLE"
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(dropped))
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
         except Exception as exc:
             # A bug or a model's own exception: INTERNAL with the reason, as REST answers it.
+            code = "INTERNAL"
             _log.exception("gRPC %s failed", method)
             await context.abort(
                 grpc.StatusCode.INTERNAL, truncate_message(f"{type(exc).__name__}: {exc}")
             )
+        finally:
+            if trace is not None and start is not None:
+                trace.record("gRPC", method, model or "", code, start)
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
     async def predict(
@@ -229,14 +251,17 @@ def _method_name(path: str) -> str:
 
 
 def build_handlers(
-    core: ServerCore, faults: Callable[[], FaultPlan | None] = lambda: None
+    core: ServerCore,
+    faults: Callable[[], FaultPlan | None] = lambda: None,
+    trace: ProfilerService | None = None,
 ) -> list[grpc.GenericRpcHandler]:
     """Generic handlers for TF Serving's two services, served by ``core``.
 
     ``faults`` is called on every request and returns the fault plan in force
-    (or None), so the plan can be swapped while the server runs.
+    (or None), so the plan can be swapped while the server runs. ``trace``, when
+    given, is told of every call answered while a profiling session runs.
     """
-    h = _Handlers(core, faults)
+    h = _Handlers(core, faults, trace)
     prediction = {
         _method_name(_methods.PREDICT): _unary(h.predict, predict_pb2.PredictRequest),
         _method_name(_methods.CLASSIFY): _unary(

@@ -41,14 +41,13 @@ from tfs_async._proto import (
 )
 from tfs_async.config import ConfigError, parse_model_server_config
 from tfs_async.errors import StatusCode
+from tfs_async.testing import config_rules as rules
 from tfs_async.testing.models import ModelSource, PythonModel, Signature
 from tfs_async.testing.saved_model import SavedModel
 from tfs_async.testing.status import (
     ServingStatus,
-    failed_precondition,
     invalid_argument,
     not_found,
-    unimplemented,
 )
 from tfs_async.testing.versions import LoadGate, LoadGates, VersionRecord, aspired_versions
 from tfs_async.types import VersionState
@@ -129,6 +128,9 @@ class ModelManager:
             polls once; its negative, "reserved for testing", never polls and
             waits at startup forever, which the emulator does not copy). Tests
             trigger a scan deterministically with ``await`` :meth:`poll_file_system`.
+        prefer_tflite_model: TF Serving's flag: config entries served from a
+            base_path load a version's ``model.tflite``, when it has one, instead
+            of its SavedModel (:mod:`tfs_async.testing.tflite_runtime`).
     """
 
     def __init__(
@@ -140,8 +142,10 @@ class ModelManager:
         allow_version_labels_for_unavailable_models: bool = False,
         load_delay: float = 0.0,
         file_system_poll_wait_seconds: float = 1.0,
+        prefer_tflite_model: bool = False,
     ) -> None:
         self.file_system_poll_wait_seconds = file_system_poll_wait_seconds
+        self.prefer_tflite_model = prefer_tflite_model
         if config is not None and config_file is not None:
             raise ValueError("give config or config_file, not both")
         if load_delay < 0:
@@ -433,54 +437,23 @@ class ModelManager:
                 f"Model {entry.name} has no base_path in its config and no model of that "
                 f"name is registered",
             )
-        return SavedModel(entry.name, entry.base_path)
+        return SavedModel(entry.name, entry.base_path, prefer_tflite_model=self.prefer_tflite_model)
 
     def _validate(self, config: ModelServerConfig) -> dict[str, tuple[ModelConfig, ModelSource]]:
-        kind = config.WhichOneof("config")
-        if kind == "custom_model_config":
-            raise unimplemented("custom_model_config is not supported by this server")
-        old_kind = self._config.WhichOneof("config")
-        if old_kind is not None and kind is not None and kind != old_kind:
-            raise failed_precondition(
-                "Cannot transition to requested config. It is only legal to transition from "
-                "one ModelConfigList to another.",
-            )
-        # The checks run in ServerCore::ReloadConfig's order, so the first error is TF's.
+        """The config's models and their sources, once ServerCore::ReloadConfig's checks pass."""
+        rules.check_transition(config, self._config)
         listed = config.model_config_list.config
-        names: set[str] = set()
-        for entry in listed:
-            if entry.name in names:
-                raise invalid_argument(
-                    f"Illegal to list model {entry.name} multiple times in config list",
-                )
-            names.add(entry.name)
-        for entry in listed:
-            if _is_relative_path(entry.base_path) and not (
-                not entry.base_path and entry.name in self._sources
-            ):
-                raise invalid_argument(
-                    f"Expected model {entry.name} to have an absolute path or URI; "
-                    f"got base_path()={entry.base_path}",
-                )
-        old_platforms = {
-            e.name: _platform(e) for e in self._config.model_config_list.config if e.name
-        }
-        for entry in listed:
-            before = old_platforms.get(entry.name)
-            if before is not None and before != _platform(entry):
-                raise invalid_argument(
-                    f"Illegal to change a model's platform. For model {entry.name} platform "
-                    f"was {before} and new platform requested is {_platform(entry)}",
-                )
-        self._check_labels(listed)
+        rules.check_names_and_paths(listed, registered=self._sources)
+        rules.check_platforms(listed, self._config.model_config_list.config)
+        rules.check_version_labels(
+            listed,
+            labels_of=self._labels_in_force,
+            is_available=self._is_available,
+            allow_unavailable=self.allow_version_labels_for_unavailable_models,
+        )
         entries: dict[str, tuple[ModelConfig, ModelSource]] = {}
         for entry in listed:
-            if not entry.name:
-                raise invalid_argument("Model config has an empty name")
-            if _platform(entry) != "tensorflow":
-                raise invalid_argument(
-                    f"Model {entry.name} requests unsupported platform {entry.model_platform}",
-                )
+            rules.check_entry(entry)
             source = self._source_for(entry)
             try:
                 source.available_versions()
@@ -493,27 +466,13 @@ class ModelManager:
             entries[entry.name] = (entry, source)
         return entries
 
-    def _check_labels(self, listed: Sequence[ModelConfig]) -> None:
-        """ServerCore::UpdateModelVersionLabelMap: labels name AVAILABLE versions.
+    def _labels_in_force(self, name: str) -> Mapping[str, int]:
+        model = self._models.get(name)
+        return model.labels if model is not None and model.in_config else {}
 
-        The check runs before any model of the new config loads, so a label on
-        a model's first config fails unless the flag allows it. With
-        ``allow_version_labels_for_unavailable_models`` a new label (or one kept
-        on its version) may name any version, but moving an existing label still
-        needs the target version AVAILABLE.
-        """
-        for entry in listed:
-            model = self._models.get(entry.name)
-            current = model.labels if model is not None and model.in_config else {}
-            for label, version in entry.version_labels.items():
-                allow_any = False
-                if self.allow_version_labels_for_unavailable_models:
-                    existing = current.get(label)
-                    allow_any = existing is None or existing == version
-                if allow_any:
-                    continue
-                if model is None or model.available(version) is None:
-                    raise _label_unavailable(entry.name, version)
+    def _is_available(self, name: str, version: int) -> bool:
+        model = self._models.get(name)
+        return model is not None and model.available(version) is not None
 
     async def _reload(self, config: ModelServerConfig) -> None:
         if self._reload_lock is None:
@@ -640,23 +599,6 @@ class ModelManager:
 def _log_task_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         _log.error("background model load/unload failed", exc_info=task.exception())
-
-
-def _label_unavailable(name: str, version: int) -> ServingStatus:
-    return failed_precondition(
-        f"Request to assign label to version {version} of model {name}, "
-        f"which is not currently available for inference",
-    )
-
-
-def _platform(entry: ModelConfig) -> str:
-    # The emulator reads a config without model_platform as TensorFlow (TF Serving refuses it).
-    return entry.model_platform or "tensorflow"
-
-
-def _is_relative_path(path: str) -> bool:
-    """TF's UriIsRelativePath: no scheme, no host and not an absolute path."""
-    return "://" not in path and not path.startswith("/")
 
 
 def _servable_not_found(request: str) -> ServingStatus:

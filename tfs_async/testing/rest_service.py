@@ -9,7 +9,14 @@ It follows TF Serving's ``http_server.cc`` / ``http_rest_api_handler.cc``:
   100 MiB); there is no request-size limit;
 * predict/classify/regress run under ``--rest_api_timeout_in_ms`` (expiry -> 504);
 * predict resolves the servable and signature before it reads the tensors, so a
-  bad body on an unknown model is a 404 unless the JSON itself is broken.
+  bad body on an unknown model is a 404 unless the JSON itself is broken;
+* ``OPTIONS`` on a ``/v1/`` path is a CORS preflight: 200 when the ``Origin``
+  header contains ``http://`` or ``https://``, else 400, both with an empty body;
+* with ``--rest_api_enable_cors_support`` every answer of the API (results,
+  errors, preflights; not libevent's own 404/501 pages or the Prometheus page)
+  carries ``Access-Control-Allow-Origin: *``, ``Access-Control-Allow-Methods:
+  POST, GET`` and ``Access-Control-Allow-Headers: Content-Type``
+  (``http_server.cc`` ``ProcessRequest``, ``http_rest_api_util.cc`` ``AddCORSHeaders``).
 
 The JSON conversions themselves live in :mod:`tfs_async.testing.rest_json`
 and the URL grammar in :mod:`tfs_async.testing.rest_path`.
@@ -41,10 +48,11 @@ from tfs_async.testing.monitoring import Metrics
 from tfs_async.testing.status import ServingStatus, invalid_argument
 
 if TYPE_CHECKING:
+    from tfs_async.testing.profiler import ProfilerService
     from tfs_async.testing.rest_path import RestRoute
     from tfs_async.testing.serving import ServerCore
 
-__all__ = ["MAX_UNCOMPRESSED_BYTES", "RestService"]
+__all__ = ["CORS_HEADERS", "MAX_UNCOMPRESSED_BYTES", "RestService"]
 
 _log = logging.getLogger(__name__)
 
@@ -52,7 +60,14 @@ _log = logging.getLogger(__name__)
 MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
-_ORIGIN = re.compile(r"https?://.*")
+# RE2::PartialMatch(origin, "https?://") in http_server.cc: anywhere in the header.
+_ORIGIN = re.compile(r"https?://")
+# AddCORSHeaders (http_rest_api_util.cc).
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET",
+    "Access-Control-Allow-Headers": "Content-Type",
+}
 
 # libevent's evhttp_send_error page (http.c ERR_FORMAT), sent with only
 # "Content-Type: text/html" and "Connection: close" (evhttp_send_page_).
@@ -128,6 +143,10 @@ class RestService:
             TF Serving's Prometheus text format (``--monitoring_config_file``).
         metrics: where REST requests are counted (TF Serving's ``http_server.cc``
             records ``request_count`` and ``request_latency`` for each one).
+        trace: the profiler service told of every call answered while a
+            profiling session runs (:mod:`tfs_async.testing.profiler`).
+        enable_cors_support: ``--rest_api_enable_cors_support``: add
+            :data:`CORS_HEADERS` to every answer of the API.
     """
 
     def __init__(
@@ -138,6 +157,8 @@ class RestService:
         faults: Callable[[], FaultPlan | None] = lambda: None,
         prometheus_path: str | None = None,
         metrics: Metrics | None = None,
+        trace: ProfilerService | None = None,
+        enable_cors_support: bool = False,
     ) -> None:
         self._models = core
         self._prediction = core.prediction
@@ -145,21 +166,31 @@ class RestService:
         self._faults = faults
         self._prometheus_path = prometheus_path
         self._metrics = metrics
+        self._trace = trace
+        self._cors = enable_cors_support
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one HTTP request the way TF Serving's REST server does."""
-        start = time.perf_counter()
         # TF routes on the raw target: the query string is part of the path.
         path = request.raw_path
-        method = request.method
-        if method == "OPTIONS":
-            return self._preflight(request)
         if self._prometheus_path is not None and path == self._prometheus_path:
             return self._prometheus()
-        if method not in _ALLOWED_METHODS:
+        if request.method not in _ALLOWED_METHODS:
             return _libevent_error(501, "Not Implemented")
         if not rest_path.is_v1_path(path):
             return _libevent_error(404, "Not Found")
+        response = await self._process(request, path)
+        if self._cors:
+            # ProcessRequest adds them to whatever it answers, errors included.
+            response.headers.update(CORS_HEADERS)
+        return response
+
+    async def _process(self, request: web.BaseRequest, path: str) -> web.Response:
+        """``RestApiRequestDispatcher::ProcessRequest``: one request on a ``/v1/`` path."""
+        start = time.perf_counter()
+        method = request.method
+        if method == "OPTIONS":
+            return self._preflight(request)
         try:
             body = await request.content.read()
             if "gzip" in request.headers.get("Content-Encoding", "").lower():
@@ -250,21 +281,19 @@ class RestService:
         rresp = await self._prediction.regress(rreq, timeout=self._timeout)
         return rest_json.regression_result_to_json(rresp.result)
 
-    def _preflight(self, request: web.BaseRequest) -> web.Response:
-        # CORS preflight as http_server.cc answers it: 200 for an http(s) Origin, else 400.
+    @staticmethod
+    def _preflight(request: web.BaseRequest) -> web.Response:
+        # CORS preflight as http_server.cc answers it: 200 when the Origin header holds
+        # http(s)://, else FAILED_PRECONDITION "Origin header is missing in CORS
+        # preflight" (400); the body is empty either way. CORS headers only with the flag.
         origin = request.headers.get("Origin", "")
-        if _ORIGIN.fullmatch(origin):
-            return _Response(
-                status=200,
-                headers={
-                    "Access-Control-Allow-Origin": "*",
-                    "Access-Control-Allow-Methods": "POST, GET",
-                    "Access-Control-Allow-Headers": "Content-Type",
-                },
-            )
-        return _Response(status=400)
+        return _Response(status=200 if _ORIGIN.search(origin) else 400)
 
     def _count(self, route: RestRoute, code: StatusCode, start: float) -> None:
+        trace = self._trace
+        if trace is not None and trace.active:
+            began = time.time_ns() - int((time.perf_counter() - start) * 1e9)
+            trace.record("REST", _fault_method(route.action), route.model_name, code.name, began)
         if self._metrics is None:
             return
         self._metrics.count_request(route.model_name, code.name)

@@ -35,6 +35,9 @@ __all__ = ["SavedModel", "list_versions", "read_signature_defs", "version_dir"]
 
 SERVE_TAG = "serve"
 
+#: The TF Lite model file a version directory may hold (TF's ``kTfLiteModelFilename``).
+TFLITE_FILENAME = "model.tflite"
+
 
 def list_versions(base_path: str | os.PathLike[str]) -> list[int]:
     """The versions under ``base_path``: sub-directories named by a non-negative integer.
@@ -115,6 +118,9 @@ class SavedModel(ModelSource):
             (:mod:`tfs_async.testing.reference_models`) when ``base_path`` is
             one of them, else fails with a clear error when called.
         tags: the meta graph tags to serve (TF Serving: ``serve``).
+        prefer_tflite_model: serve a version directory's ``model.tflite``, when it
+            has one, instead of its SavedModel (``--prefer_tflite_model``; see
+            :mod:`tfs_async.testing.tflite_runtime`; needs TensorFlow).
     """
 
     def __init__(
@@ -124,6 +130,7 @@ class SavedModel(ModelSource):
         functions: Mapping[str, SignatureFunction] | None = None,
         *,
         tags: Sequence[str] = (SERVE_TAG,),
+        prefer_tflite_model: bool = False,
     ) -> None:
         if not name:
             raise ValueError("a model needs a non-empty name")
@@ -131,6 +138,7 @@ class SavedModel(ModelSource):
         self.base_path = Path(base_path)
         self.functions: dict[str, SignatureFunction] = dict(functions or {})
         self.tags = tuple(tags)
+        self.prefer_tflite_model = prefer_tflite_model
 
     def available_versions(self) -> list[int]:
         """Version directories present under ``base_path`` now."""
@@ -153,6 +161,8 @@ class SavedModel(ModelSource):
         from tfs_async.testing.reference_models import reference_functions
 
         path = version_dir(self.base_path, version)
+        if self.prefer_tflite_model and (path / TFLITE_FILENAME).is_file():
+            return self._load_tflite(path / TFLITE_FILENAME)
         defs = read_signature_defs(path, tags=self.tags)
         fallback: Mapping[str, SignatureFunction] = {}
         if set(defs) - set(self.functions):
@@ -170,11 +180,26 @@ class SavedModel(ModelSource):
             out[key] = Signature.from_proto(proto, fn)
         return out
 
+    def _load_tflite(self, model_file: Path) -> dict[str, Signature]:
+        """TF Serving's TfLiteSession: the model's signatures, run by the TF Lite interpreter."""
+        from tfs_async.testing.tflite_runtime import load_tflite_model
+
+        return {
+            key: Signature.from_proto(proto, self.functions.get(key) or function)
+            for key, (proto, function) in load_tflite_model(model_file).items()
+        }
+
     def for_config(self, base_path: str) -> ModelSource:
         """This model's functions served from the config's ``base_path``."""
         if not base_path or Path(base_path) == self.base_path:
             return self
-        return SavedModel(self.name, base_path, self.functions, tags=self.tags)
+        return SavedModel(
+            self.name,
+            base_path,
+            self.functions,
+            tags=self.tags,
+            prefer_tflite_model=self.prefer_tflite_model,
+        )
 
     def __repr__(self) -> str:
         return f"SavedModel({self.name!r}, {str(self.base_path)!r})"

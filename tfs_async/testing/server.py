@@ -37,6 +37,7 @@ from tfs_async.testing.grpc_service import (
 )
 from tfs_async.testing.models import ModelSource
 from tfs_async.testing.monitoring import Metrics
+from tfs_async.testing.profiler import ProfilerService
 from tfs_async.testing.rest_service import RestService
 from tfs_async.testing.server_config import BatchingParameters
 from tfs_async.testing.serving import ServerCore
@@ -61,6 +62,8 @@ class ModelServer(ListenerAddresses):
         host: the address both listeners bind (127.0.0.1 unless told otherwise).
         enable_serialization_as_tensor_content: gRPC Predict outputs in ``tensor_content``.
         rest_api_timeout_in_ms: run timeout of REST predict/classify/regress (<= 0: none).
+        rest_api_enable_cors_support: add TF Serving's CORS headers to every REST API answer
+            (``--rest_api_enable_cors_support``; see :mod:`tfs_async.testing.rest_service`).
         model_config_file_poll_wait_seconds: re-read ``model_config_file`` this often (0: never).
         faults: a :class:`~tfs_async.testing.faults.FaultPlan` applied to every call; it can
             be changed, or replaced through :attr:`faults`, while the server runs.
@@ -73,6 +76,9 @@ class ModelServer(ListenerAddresses):
         grpc_socket_path: also serve gRPC on this UNIX socket (``--grpc_socket_path``).
         grpc_options: extra gRPC server channel arguments (TF's ``--grpc_channel_arguments``).
         enable_grpc_healthcheck_service: also serve ``grpc.health.v1.Health/Check``.
+        enable_profiler: serve TSL's ``tensorflow.ProfilerService`` on the gRPC port, as
+            TF Serving does by default (``--enable_profiler``; see
+            :mod:`tfs_async.testing.profiler`); the service is :attr:`profiler`.
         grpc_credentials: serve gRPC over TLS with these (``grpc.ssl_server_credentials``).
         ssl_context: serve REST over HTTPS with this server-side context.
         core: a ready :class:`~tfs_async.testing.serving.ServerCore` to serve instead of
@@ -97,11 +103,13 @@ class ModelServer(ListenerAddresses):
         host: str = "127.0.0.1",
         enable_serialization_as_tensor_content: bool = False,
         rest_api_timeout_in_ms: int = 30000,
+        rest_api_enable_cors_support: bool = False,
         model_config_file_poll_wait_seconds: float = 0,
         faults: FaultPlan | None = None,
         prometheus_path: str | None = None,
         grpc_options: Sequence[tuple[str, Any]] = (),
         enable_grpc_healthcheck_service: bool = False,
+        enable_profiler: bool = True,
         grpc_credentials: grpc.ServerCredentials | None = None,
         ssl_context: ssl.SSLContext | None = None,
         batching: BatchingParameters | None = None,
@@ -139,6 +147,8 @@ class ModelServer(ListenerAddresses):
         self._ssl_context = ssl_context
         self.metrics: Metrics | None = Metrics() if prometheus_path is not None else None
         """The values the Prometheus page shows (None without ``prometheus_path``)."""
+        self.profiler: ProfilerService | None = ProfilerService() if enable_profiler else None
+        """The profiler service on the gRPC port (None with ``enable_profiler=False``)."""
         self.batch_scheduler = (
             None if batching is None else SharedBatchScheduler(batching, device, self.metrics)
         )
@@ -158,6 +168,8 @@ class ModelServer(ListenerAddresses):
             faults=lambda: self.faults,
             prometheus_path=prometheus_path,
             metrics=self.metrics,
+            trace=self.profiler,
+            enable_cors_support=rest_api_enable_cors_support,
         )
         self._grpc_server: grpc.aio.Server | None = None
         self._rest_runner: web.ServerRunner | None = None
@@ -258,9 +270,11 @@ class ModelServer(ListenerAddresses):
 
     async def _open_listeners(self, grpc_port: int | None, rest_port: int | None) -> None:
         if grpc_port is not None:
-            handlers = build_handlers(self._front, lambda: self.faults)
+            handlers = build_handlers(self._front, lambda: self.faults, self.profiler)
             if self._health:
                 handlers.append(build_health_handler())
+            if self.profiler is not None:
+                handlers.append(self.profiler.handler())
             server = grpc.aio.server(
                 handlers=handlers,
                 options=GRPC_SERVER_OPTIONS + self._grpc_options,

@@ -67,6 +67,7 @@ class ServerCore(ModelManager):
         allow_version_labels_for_unavailable_models: bool = False,
         load_delay: float = 0.0,
         file_system_poll_wait_seconds: float = 1.0,
+        prefer_tflite_model: bool = False,
     ) -> None:
         super().__init__(
             models,
@@ -75,6 +76,7 @@ class ServerCore(ModelManager):
             allow_version_labels_for_unavailable_models=allow_version_labels_for_unavailable_models,
             load_delay=load_delay,
             file_system_poll_wait_seconds=file_system_poll_wait_seconds,
+            prefer_tflite_model=prefer_tflite_model,
         )
         self.prediction = PredictionService(
             self,
