@@ -172,6 +172,18 @@ def _prepare(
     inputs: Mapping[str, Any],
 ) -> tuple[dict[str, npt.NDArray[Any]], int, tuple[_InputKey, ...]] | None:
     """The call's inputs as arrays, their common rows and merge key; None: cannot merge."""
+    if len(inputs) == 1:
+        # The common case, without the list and the sort.
+        [(name, raw)] = inputs.items()
+        value = raw if type(raw) is np.ndarray else np.asarray(raw)
+        shape = value.shape
+        if not shape or not shape[0]:
+            return None
+        dtype = value.dtype
+        kind = dtype.kind
+        if kind == "O":
+            return None
+        return {name: value}, shape[0], ((name, kind if kind in "SU" else dtype, shape[1:]),)
     arrays: dict[str, npt.NDArray[Any]] = {}
     keys: list[_InputKey] = []
     rows = -1
@@ -190,8 +202,7 @@ def _prepare(
         keys.append((name, kind if kind in "SU" else dtype, shape[1:]))
     if rows < 0:
         return None
-    if len(keys) > 1:
-        keys.sort()
+    keys.sort()
     return arrays, rows, tuple(keys)
 
 
@@ -244,6 +255,29 @@ def _own_copy(error: BaseException) -> BaseException:
     clone.__dict__.update(error.__dict__)
     clone.__cause__ = error
     return clone
+
+
+def _waiting(calls: list[_Call]) -> tuple[list[_Call], int, float, float | None]:
+    """In one pass: the callers still waiting, their rows, the oldest queueing time and
+    the latest of their deadlines (``None``: one has none; each caller leaves at its own)."""
+    live: list[_Call] = []
+    rows = 0
+    oldest = float("inf")
+    latest: float | None = 0.0
+    for c in calls:
+        if c.future.done():
+            continue
+        live.append(c)
+        rows += c.rows
+        if c.queued_at < oldest:
+            oldest = c.queued_at
+        if latest is not None:
+            deadline = c.deadline
+            if deadline is None:
+                latest = None
+            elif deadline > latest:
+                latest = deadline
+    return live, rows, oldest, latest
 
 
 def _fail(calls: list[_Call], error: BaseException) -> None:
@@ -342,7 +376,8 @@ class Batcher:
             # Woken in arrival order, each holding a place: the group stays alive meanwhile.
             await self._wait_for_room(group, deadline, model, timeout)
             now = loop.time()
-        future: asyncio.Future[PredictResult] = loop.create_future()
+        # asyncio.Future directly: loop.create_future() is one Python call more per caller.
+        future: asyncio.Future[PredictResult] = asyncio.Future(loop=loop)
         call = _Call(arrays, rows, future, deadline, now)
         self._enqueue(group, call, loop)
         if group.space:
@@ -508,25 +543,15 @@ class Batcher:
         self, group: _Group, calls: list[_Call], reason: FlushReason, budget: _Budget
     ) -> None:
         """Send ``calls`` as one request and settle every caller's future, whatever happens."""
-        live = [c for c in calls if not c.future.done()]
+        live, rows, oldest, latest = _waiting(calls)
         if not live:
             return
         if len(live) > 1 and group.route in self._unbatchable:
             await asyncio.gather(*(self._deliver(group, [c], "alone", budget) for c in live))
             return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        rows = sum(c.rows for c in live)
-        self._count(group, rows, len(live), reason, now - min(c.queued_at for c in live))
-        # The latest of its callers' deadlines: each caller leaves at its own.
-        latest, unbounded = 0.0, False
-        for c in live:
-            if c.deadline is None:
-                unbounded = True
-                break
-            if c.deadline > latest:
-                latest = c.deadline
-        timeout = None if unbounded else max(latest - now, 1e-3)
+        now = asyncio.get_running_loop().time()
+        self._count(group, rows, len(live), reason, now - oldest)
+        timeout = None if latest is None else max(latest - now, 1e-3)
         try:
             result = await group.send(_merge(live), timeout)
         except (InvalidArgumentError, FailedPreconditionError) as error:
