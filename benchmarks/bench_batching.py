@@ -24,6 +24,9 @@ what the batcher itself costs (enqueue, wait, merge, split, wake-up). The same i
 shown end to end through ``Client.predict`` over ``EchoTransport``, a
 :class:`~tfs_async.transport.Transport` that answers without a server.
 
+``--loop uvloop`` runs everything on uvloop's event loop instead of asyncio's
+(both contenders alike; needs the optional ``uvloop`` package).
+
 Results are printed and written to ``benchmarks/results/batching.json``.
 """
 
@@ -319,6 +322,7 @@ async def main(args: argparse.Namespace) -> int:
         "duration_s": args.duration,
         "repeats": args.repeats,
         "stream_rows": args.stream_rows,
+        "event_loop": args.loop,
     }
     async with ModelServerProcess(
         python_models=["tfs_async.bench.models:benchmark_models"], startup_timeout=60
@@ -354,4 +358,12 @@ if __name__ == "__main__":
     parser.add_argument(
         "--stream-lines", type=int, default=0, help="also run the streaming example on N lines"
     )
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop to run on"
+    )
+    parsed = parser.parse_args()
+    if parsed.loop == "uvloop":
+        import uvloop
+
+        sys.exit(uvloop.run(main(parsed)))
+    sys.exit(asyncio.run(main(parsed)))

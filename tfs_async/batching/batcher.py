@@ -8,9 +8,10 @@ goes together and when, and imports nothing of the client.
 Per group (same route, same batching settings, same input names, dtypes and
 trailing shapes):
 
-* a call arriving when nothing of the group is in flight is sent at once: on
-  the next turn of the event loop, together with the calls of the same group
-  that arrive in this turn (``"idle"``), never after a timer;
+* a call arriving when nothing of the group is in flight is sent at once: its
+  request task starts on the next turn of the event loop and takes the calls of
+  the same group that arrived in this turn with it (``"idle"``), never after a
+  timer;
 * otherwise it joins the open batch, which is sent when it is full
   (``"size"``), when its first call has waited ``max_delay`` (``"delay"``), or as
   soon as the group has nothing in flight (``"idle"``), at most
@@ -103,11 +104,13 @@ class _Call:
 
 
 class _Batch:
-    __slots__ = ("calls", "expires_at", "expiry", "reason", "rows", "task")
+    __slots__ = ("calls", "closed", "expires_at", "expiry", "reason", "rows", "task")
 
     def __init__(self) -> None:
         self.calls: list[_Call] = []
         self.rows = 0
+        # Taking no more calls. A batch of an idle group has its task before it closes.
+        self.closed = False
         self.reason: FlushReason = "delay"
         self.task: asyncio.Task[None] | None = None
         # One timer per batch, at the earliest deadline of its callers still waiting.
@@ -118,7 +121,12 @@ class _Batch:
 def _abandon(call: _Call) -> None:
     """The caller left: once every caller of its request has, cancel the request."""
     batch = call.batch
-    if batch is not None and batch.task is not None and all(c.future.done() for c in batch.calls):
+    if (
+        batch is not None
+        and batch.closed
+        and batch.task is not None
+        and all(c.future.done() for c in batch.calls)
+    ):
         batch.task.cancel()
 
 
@@ -292,7 +300,7 @@ def _expire(batch: _Batch, model: ModelSpec) -> None:
     loop = asyncio.get_running_loop()
     now = loop.time()
     following: float | None = None
-    where = "queued" if batch.task is None else "in flight"
+    where = "in flight" if batch.closed and batch.task is not None else "queued"
     for call in batch.calls:
         deadline = call.deadline
         if deadline is None or call.future.done():
@@ -308,7 +316,7 @@ def _expire(batch: _Batch, model: ModelSpec) -> None:
     if following is not None:
         batch.expires_at = following
         batch.expiry = loop.call_at(following, _expire, batch, model)
-    elif batch.task is not None and all(c.future.done() for c in batch.calls):
+    elif batch.closed and batch.task is not None and all(c.future.done() for c in batch.calls):
         batch.task.cancel()
 
 
@@ -436,9 +444,11 @@ class Batcher:
             if self._closing:
                 pass
             elif group.in_flight == 0:
-                # Idle: sent on the next turn of the event loop, with the calls that
-                # arrive in this one (callers woken together come back together).
-                group.timer = loop.call_soon(self._on_timer, group, batch, "idle")
+                # Idle: its request task starts on the next turn of the event loop and
+                # takes the calls that arrive in this one (callers woken together come
+                # back together).
+                batch.reason = "idle"
+                self._start(group, batch, loop)
             else:
                 group.timer = loop.call_at(
                     call.queued_at + config.max_delay, self._on_timer, group, batch, "delay"
@@ -468,12 +478,24 @@ class Batcher:
         if batch is None:
             return
         group.open = None
+        batch.closed = True
         if group.timer is not None:
             group.timer.cancel()
             group.timer = None
         batch.reason = reason
+        if batch.task is not None:
+            # An idle group's batch: its task, already started, sends it.
+            group.queued -= len(batch.calls)
+            return
         group.ready.append(batch)
         self._pump(group)
+
+    def _start(self, group: _Group, batch: _Batch, loop: asyncio.AbstractEventLoop) -> None:
+        """Give ``batch`` its request task, which holds one of the group's slots."""
+        group.in_flight += 1
+        task = batch.task = loop.create_task(self._run(group, batch), name=_TASK_NAME)
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._ended, group, batch))
 
     def _pump(self, group: _Group) -> None:
         """Send ready batches while the group has request slots."""
@@ -481,12 +503,9 @@ class Batcher:
         while group.ready and group.in_flight < group.config.max_in_flight:
             batch = group.ready.popleft()
             group.queued -= len(batch.calls)
-            group.in_flight += 1
             if loop is None:
                 loop = asyncio.get_running_loop()
-            task = batch.task = loop.create_task(self._run(group, batch), name=_TASK_NAME)
-            self._tasks.add(task)
-            task.add_done_callback(functools.partial(self._ended, group, batch))
+            self._start(group, batch, loop)
         if group.space:
             self._make_room(group)
 
@@ -502,6 +521,11 @@ class Batcher:
                 self._drained.set()
 
     async def _run(self, group: _Group, batch: _Batch) -> None:
+        if group.open is batch:
+            # An idle group's batch: it takes no more calls from now on.
+            group.open = None
+            batch.closed = True
+            group.queued -= len(batch.calls)
         limit = group.config.max_isolation_requests
         budget = _Budget(float("inf") if limit is None else limit)
         await self._deliver(group, batch.calls, batch.reason, budget)
@@ -509,6 +533,13 @@ class Batcher:
     def _ended(self, group: _Group, batch: _Batch, task: asyncio.Task[None]) -> None:
         # A done callback, not a ``finally``: a task cancelled before it started
         # (all its callers left at once) never runs its coroutine.
+        if group.open is batch:  # cancelled before it started (the loop is closing)
+            group.open = None
+            batch.closed = True
+            group.queued -= len(batch.calls)
+            _fail(
+                batch.calls, CancelledError("the batch's request was cancelled", model=group.model)
+            )
         if batch.expiry is not None:
             batch.expiry.cancel()
             batch.expiry = None
