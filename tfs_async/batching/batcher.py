@@ -511,8 +511,18 @@ class Batcher:
 
     def _settle(self, group: _Group) -> None:
         """After a request of ``group`` ended: send what waits, forget an empty group."""
-        if group.in_flight == 0 and group.open is not None and not group.ready:
-            self._close_open(group, "close" if self._closing else "idle")
+        batch = group.open
+        if group.in_flight == 0 and batch is not None and not group.ready:
+            if self._closing:
+                self._close_open(group, "close")
+            else:
+                # Idle again: the open batch gets its task, which starts on the next turn
+                # of the loop, so the callers this answer woke still join it.
+                if group.timer is not None:
+                    group.timer.cancel()
+                    group.timer = None
+                batch.reason = "idle"
+                self._start(group, batch, asyncio.get_running_loop())
         else:
             self._pump(group)
         if group.empty() and self._groups.get(group.key) is group:
