@@ -118,16 +118,22 @@ class _Batch:
         self.expires_at = 0.0
 
 
-def _abandon(call: _Call) -> None:
-    """The caller left: once every caller of its request has, cancel the request."""
+def _abandon(call: _Call) -> asyncio.Task[None] | None:
+    """The caller left: once every caller of its request has, cancel the request.
+
+    Returns the request's task when this caller was the last one and cancelled it.
+    """
     batch = call.batch
     if (
         batch is not None
         and batch.closed
         and batch.task is not None
+        and not batch.task.done()
         and all(c.future.done() for c in batch.calls)
     ):
         batch.task.cancel()
+        return batch.task
+    return None
 
 
 class _Group:
@@ -393,7 +399,10 @@ class Batcher:
         try:
             return await future
         except asyncio.CancelledError:
-            _abandon(call)
+            request = _abandon(call)
+            if request is not None:
+                # The last caller leaves once its request has ended: nothing outlives it.
+                await asyncio.wait((request,))
             raise
 
     async def _wait_for_room(
@@ -553,6 +562,9 @@ class Batcher:
         if batch.expiry is not None:
             batch.expiry.cancel()
             batch.expiry = None
+        # Every caller is answered: break the batch <-> calls cycle, so that the answers
+        # are freed now rather than at the next full garbage collection.
+        batch.calls = []
         self._tasks.discard(task)
         group.in_flight -= 1
         self._settle(group)
