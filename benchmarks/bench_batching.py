@@ -103,8 +103,8 @@ def figures(runs: list[LoadResult]) -> dict[str, Any]:
 def checked(client: Client) -> Call:
     async def call() -> Any:
         result = await client.predict(MODEL_NAME, {FLOAT_INPUT: ROW})
-        if result[FLOAT_OUTPUT].shape != ROW.shape:  # a wrong split must not count
-            raise AssertionError(f"got shape {result[FLOAT_OUTPUT].shape}")
+        if result.output.shape != ROW.shape:  # a wrong split must not count
+            raise AssertionError(f"got shape {result.output.shape}")
         return result
 
     return call
@@ -116,8 +116,8 @@ async def stream_rate(client: Client, rows: int) -> float:
     seen = 0
     started = time.perf_counter()
     async for result in client.predict_stream(MODEL_NAME, items, max_in_flight=CALLERS):
-        if result[FLOAT_OUTPUT].shape != ROW.shape:
-            raise AssertionError(f"got shape {result[FLOAT_OUTPUT].shape}")
+        if result.output.shape != ROW.shape:
+            raise AssertionError(f"got shape {result.output.shape}")
         seen += 1
     elapsed = time.perf_counter() - started
     assert seen == rows
