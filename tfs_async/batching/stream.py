@@ -2,7 +2,7 @@
 
 :func:`stream_calls` takes items from a plain or async iterable and runs
 ``call(item)`` for each in a pool of at most ``max_in_flight`` worker tasks (one
-more each time an item is read, while the source lasts), never reading more than
+started per item read while there are fewer), never reading more than
 ``max_in_flight`` items ahead of what the consumer took, and yields the outcomes
 in input order or as they complete. Workers rather than a task per item: a
 task's creation and its done callback cost more than the batched call itself.
@@ -89,7 +89,8 @@ async def stream_calls(  # noqa: C901 -- one loop: read ahead, order, cancel, on
     # Ordered: every item read, in input order. Unordered: the outcomes that ended.
     window: deque[_Outcome[R] | _SourceFailed] = deque()
     wake = asyncio.Event()
-    workers: set[asyncio.Task[None]] = set()
+    tasks: set[asyncio.Task[None]] = set()  # the workers and the one starting them
+    workers = 0
     finished = False  # the source is exhausted (or failed)
     busy = 0  # items read whose outcome is not yet in the window (unordered)
     iterator: Any = aiter(source) if isinstance(source, AsyncIterable) else iter(source)
@@ -133,35 +134,38 @@ async def stream_calls(  # noqa: C901 -- one loop: read ahead, order, cancel, on
             finished = True
             return _SourceFailed(error)
 
-    def grow() -> None:
-        if len(workers) < max_in_flight and not finished:
-            task = loop.create_task(work(), name=_TASK_NAME)
-            workers.add(task)
-            task.add_done_callback(ended)
+    def spawn(coro: Coroutine[Any, Any, None]) -> None:
+        task = loop.create_task(coro, name=_TASK_NAME)
+        tasks.add(task)
+        task.add_done_callback(ended)
 
     def ended(task: asyncio.Task[None]) -> None:
-        workers.discard(task)
+        tasks.discard(task)
         wake.set()
 
-    async def work() -> None:
-        """Read an item, run its call, record its outcome; again until the source ends."""
+    async def next_item() -> tuple[Any, _Outcome[R]] | None:
+        """Take a place and read the next item, its outcome placed; None: no more."""
+        nonlocal busy
+        await take_place()
+        item = await read()
+        if item is _END:
+            give_place()
+            return None
+        if isinstance(item, _SourceFailed):
+            window.append(item)
+            wake.set()
+            return None
+        outcome: _Outcome[R] = _Outcome()
+        if ordered:
+            window.append(outcome)
+        else:
+            busy += 1
+        return item, outcome
+
+    async def work(item: Any, outcome: _Outcome[R]) -> None:
+        """Run the item's call and record its outcome; then the next item, until none."""
         nonlocal busy
         while True:
-            await take_place()
-            item = await read()
-            if item is _END:
-                give_place()
-                return
-            if isinstance(item, _SourceFailed):
-                window.append(item)
-                wake.set()
-                return
-            outcome: _Outcome[R] = _Outcome()
-            if ordered:
-                window.append(outcome)
-            else:
-                busy += 1
-            grow()  # one more worker while the source lasts, up to max_in_flight
             if isinstance(item, Exception):
                 outcome.error = item
             else:
@@ -176,15 +180,31 @@ async def stream_calls(  # noqa: C901 -- one loop: read ahead, order, cancel, on
             wake.set()
             if isinstance(outcome.error, asyncio.CancelledError):
                 raise outcome.error
+            following = await next_item()
+            if following is None:
+                return
+            item, outcome = following
 
-    grow()
+    async def fill() -> None:
+        """Start a worker per item read, up to max_in_flight workers. The items of a
+        plain iterable are read in one turn of the loop, so their calls start (and
+        merge) together."""
+        nonlocal workers
+        while workers < max_in_flight:
+            first = await next_item()
+            if first is None:
+                return
+            workers += 1
+            spawn(work(*first))
+
+    spawn(fill())
     try:
         while True:
             head = window[0] if window else None
             if head is None or (isinstance(head, _Outcome) and not head.done):
                 # Nothing to yield yet: the stream is over once the source is, and no
                 # worker is left to add an outcome.
-                if head is None and finished and not workers and (ordered or not busy):
+                if head is None and finished and not tasks and (ordered or not busy):
                     break
                 wake.clear()
                 await wake.wait()
@@ -203,6 +223,6 @@ async def stream_calls(  # noqa: C901 -- one loop: read ahead, order, cancel, on
     finally:
         # Leaving early (break, an error, cancellation): stop every worker, and wait
         # for them so that no call outlives the stream.
-        for task in workers:
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
