@@ -24,6 +24,13 @@ what the batcher itself costs (enqueue, wait, merge, split, wake-up). The same i
 shown end to end through ``Client.predict`` over ``EchoTransport``, a
 :class:`~tfs_async.transport.Transport` that answers without a server.
 
+``--device-latency FIXED_MS,PER_ROW_MS`` starts the server with
+``--emulate_device_latency`` (a serial device that runs each request for
+FIXED_MS + PER_ROW_MS x rows): the shape of an accelerator server, where a
+request's fixed cost dominates and batching pays most. Without it the server
+is the emulator's plain Python, and both contenders are bound by CPU on the
+same machine.
+
 ``--loop uvloop`` runs everything on uvloop's event loop instead of asyncio's
 (both contenders alike; needs the optional ``uvloop`` package).
 
@@ -323,9 +330,13 @@ async def main(args: argparse.Namespace) -> int:
         "repeats": args.repeats,
         "stream_rows": args.stream_rows,
         "event_loop": args.loop,
+        "device_latency_ms": args.device_latency,
     }
+    extra = [f"--emulate_device_latency={args.device_latency}"] if args.device_latency else []
     async with ModelServerProcess(
-        python_models=["tfs_async.bench.models:benchmark_models"], startup_timeout=60
+        python_models=["tfs_async.bench.models:benchmark_models"],
+        startup_timeout=60,
+        extra_args=extra,
     ) as server:
         for proto, target in (("grpc", f"grpc://{server.grpc_target}"), ("http", server.rest_url)):
             report[proto] = await protocol_figures(target, args)
@@ -357,6 +368,12 @@ if __name__ == "__main__":
     parser.add_argument("--echo-items", type=int, default=200_000, help="items per echo run")
     parser.add_argument(
         "--stream-lines", type=int, default=0, help="also run the streaming example on N lines"
+    )
+    parser.add_argument(
+        "--device-latency",
+        default="",
+        metavar="FIXED_MS,PER_ROW_MS",
+        help="model an accelerator server (--emulate_device_latency), e.g. 1,0.01",
     )
     parser.add_argument(
         "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop to run on"
