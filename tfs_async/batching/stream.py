@@ -96,7 +96,7 @@ async def stream_calls(  # noqa: C901 -- one loop: read ahead, order, cancel, on
     iterator: Any = aiter(source) if isinstance(source, AsyncIterable) else iter(source)
     is_async = isinstance(source, AsyncIterable)
 
-    async def take_place() -> None:
+    async def wait_for_place() -> None:
         nonlocal free
         while not free:
             place: asyncio.Future[None] = loop.create_future()
@@ -113,26 +113,36 @@ async def stream_calls(  # noqa: C901 -- one loop: read ahead, order, cancel, on
                 place.set_result(None)
                 return
 
-    async def read() -> Any:
-        """The next item, or ``_END``; a source error becomes a ``_SourceFailed``."""
+    def read() -> Any:
+        """The next item of a plain iterable, or ``_END``; its error: a ``_SourceFailed``."""
         nonlocal finished
         if finished:
             return _END
         try:
-            if not is_async:
-                return next(iterator)
-            async with reading:
-                if finished:
-                    return _END
-                return await anext(iterator)
-        except (StopIteration, StopAsyncIteration):
+            return next(iterator)
+        except StopIteration:
             finished = True
             return _END
-        except asyncio.CancelledError:
-            raise
         except BaseException as error:
             finished = True
             return _SourceFailed(error)
+
+    async def read_async() -> Any:
+        """The same for an async iterable, read by one worker at a time."""
+        nonlocal finished
+        async with reading:
+            if finished:
+                return _END
+            try:
+                return await anext(iterator)
+            except StopAsyncIteration:
+                finished = True
+                return _END
+            except asyncio.CancelledError:
+                raise
+            except BaseException as error:
+                finished = True
+                return _SourceFailed(error)
 
     def spawn(coro: Coroutine[Any, Any, None]) -> None:
         task = loop.create_task(coro, name=_TASK_NAME)
@@ -145,9 +155,12 @@ async def stream_calls(  # noqa: C901 -- one loop: read ahead, order, cancel, on
 
     async def next_item() -> tuple[Any, _Outcome[R]] | None:
         """Take a place and read the next item, its outcome placed; None: no more."""
-        nonlocal busy
-        await take_place()
-        item = await read()
+        nonlocal busy, free
+        if free:  # no await on the way when a place is free and the source is plain
+            free -= 1
+        else:
+            await wait_for_place()
+        item = await read_async() if is_async else read()
         if item is _END:
             give_place()
             return None
