@@ -24,6 +24,16 @@ what the batcher itself costs (enqueue, wait, merge, split, wake-up). The same i
 shown end to end through ``Client.predict`` over ``EchoTransport``, a
 :class:`~tfs_async.transport.Transport` that answers without a server.
 
+``--device-latency FIXED_MS,PER_ROW_MS`` starts the server with
+``--emulate_device_latency`` (a serial device that runs each request for
+FIXED_MS + PER_ROW_MS x rows): the shape of an accelerator server, where a
+request's fixed cost dominates and batching pays most. Without it the server
+is the emulator's plain Python, and both contenders are bound by CPU on the
+same machine.
+
+``--loop uvloop`` runs everything on uvloop's event loop instead of asyncio's
+(both contenders alike; needs the optional ``uvloop`` package).
+
 Results are printed and written to ``benchmarks/results/batching.json``.
 """
 
@@ -100,8 +110,8 @@ def figures(runs: list[LoadResult]) -> dict[str, Any]:
 def checked(client: Client) -> Call:
     async def call() -> Any:
         result = await client.predict(MODEL_NAME, {FLOAT_INPUT: ROW})
-        if result[FLOAT_OUTPUT].shape != ROW.shape:  # a wrong split must not count
-            raise AssertionError(f"got shape {result[FLOAT_OUTPUT].shape}")
+        if result.output.shape != ROW.shape:  # a wrong split must not count
+            raise AssertionError(f"got shape {result.output.shape}")
         return result
 
     return call
@@ -113,8 +123,8 @@ async def stream_rate(client: Client, rows: int) -> float:
     seen = 0
     started = time.perf_counter()
     async for result in client.predict_stream(MODEL_NAME, items, max_in_flight=CALLERS):
-        if result[FLOAT_OUTPUT].shape != ROW.shape:
-            raise AssertionError(f"got shape {result[FLOAT_OUTPUT].shape}")
+        if result.output.shape != ROW.shape:
+            raise AssertionError(f"got shape {result.output.shape}")
         seen += 1
     elapsed = time.perf_counter() - started
     assert seen == rows
@@ -319,9 +329,14 @@ async def main(args: argparse.Namespace) -> int:
         "duration_s": args.duration,
         "repeats": args.repeats,
         "stream_rows": args.stream_rows,
+        "event_loop": args.loop,
+        "device_latency_ms": args.device_latency,
     }
+    extra = [f"--emulate_device_latency={args.device_latency}"] if args.device_latency else []
     async with ModelServerProcess(
-        python_models=["tfs_async.bench.models:benchmark_models"], startup_timeout=60
+        python_models=["tfs_async.bench.models:benchmark_models"],
+        startup_timeout=60,
+        extra_args=extra,
     ) as server:
         for proto, target in (("grpc", f"grpc://{server.grpc_target}"), ("http", server.rest_url)):
             report[proto] = await protocol_figures(target, args)
@@ -354,4 +369,18 @@ if __name__ == "__main__":
     parser.add_argument(
         "--stream-lines", type=int, default=0, help="also run the streaming example on N lines"
     )
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    parser.add_argument(
+        "--device-latency",
+        default="",
+        metavar="FIXED_MS,PER_ROW_MS",
+        help="model an accelerator server (--emulate_device_latency), e.g. 1,0.01",
+    )
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop to run on"
+    )
+    parsed = parser.parse_args()
+    if parsed.loop == "uvloop":
+        import uvloop
+
+        sys.exit(uvloop.run(main(parsed)))
+    sys.exit(asyncio.run(main(parsed)))

@@ -66,7 +66,7 @@ def run_asyncio(target: str, rows: npt.NDArray[np.float32], args: argparse.Names
             async def worker(mine: list[npt.NDArray[np.float32]]) -> int:
                 done = 0
                 for chunk in mine:
-                    done += len((await client.predict(MODEL, {"x": chunk}))["y"])
+                    done += len((await client.predict(MODEL, {"x": chunk})).output)
                 return done
 
             shares = [chunks[k :: args.concurrency] for k in range(args.concurrency)]
@@ -79,7 +79,7 @@ def run_sync(target: str, rows: npt.NDArray[np.float32], args: argparse.Namespac
     done = 0
     with SyncClient(target, timeout=60) as client:
         for i in range(0, len(rows), args.batch_size):
-            done += len(client.predict(MODEL, {"x": rows[i : i + args.batch_size]})["y"])
+            done += len(client.predict(MODEL, {"x": rows[i : i + args.batch_size]}).output)
     return done
 
 

@@ -181,7 +181,7 @@ async def _caller(client: Client, protocol: str, tally: Tally, stop: asyncio.Eve
         except TFServingError as error:
             call.outcome = type(error).__name__
         else:
-            y = result["y"].reshape(-1)
+            y = result.output.reshape(-1)
             call.outcome = "ok" if y.shape == (1,) and float(y[0]) == 0.5 * x + 2 else "wrong"
         call.ended = time.monotonic()
 
@@ -280,7 +280,7 @@ async def _burst(n: int) -> dict[str, Any]:
                     return type(error).__name__
                 except asyncio.CancelledError:
                     return "CancelledError"
-                return "ok" if float(result["y"].reshape(-1)[0]) == 0.5 * x + 2 else "wrong"
+                return "ok" if float(result.output.reshape(-1)[0]) == 0.5 * x + 2 else "wrong"
 
             started = time.monotonic()
             outcomes = Counter(await asyncio.gather(*(one(i) for i in range(n))))

@@ -415,7 +415,7 @@ class Client(ModelServiceCalls):
         shared = self._shared
         transport = shared.transport
         time_left = options.timeout if timeout is None else timeout
-        single = not isinstance(inputs, Mapping)
+        single = type(inputs) is not dict and not isinstance(inputs, Mapping)
         validate, cast = options.validate, options.cast
         # The input rule (README, "Inputs"): numbers without a dtype of their own take
         # the signature's. A wire with dtypes needs them converted here; over REST's

@@ -8,9 +8,10 @@ goes together and when, and imports nothing of the client.
 Per group (same route, same batching settings, same input names, dtypes and
 trailing shapes):
 
-* a call arriving when nothing of the group is in flight is sent at once: on
-  the next turn of the event loop, together with the calls of the same group
-  that arrive in this turn (``"idle"``), never after a timer;
+* a call arriving when nothing of the group is in flight is sent at once: its
+  request task starts on the next turn of the event loop and takes the calls of
+  the same group that arrived in this turn with it (``"idle"``), never after a
+  timer;
 * otherwise it joins the open batch, which is sent when it is full
   (``"size"``), when its first call has waited ``max_delay`` (``"delay"``), or as
   soon as the group has nothing in flight (``"idle"``), at most
@@ -103,11 +104,13 @@ class _Call:
 
 
 class _Batch:
-    __slots__ = ("calls", "expires_at", "expiry", "reason", "rows", "task")
+    __slots__ = ("calls", "closed", "expires_at", "expiry", "reason", "rows", "task")
 
     def __init__(self) -> None:
         self.calls: list[_Call] = []
         self.rows = 0
+        # Taking no more calls. A batch of an idle group has its task before it closes.
+        self.closed = False
         self.reason: FlushReason = "delay"
         self.task: asyncio.Task[None] | None = None
         # One timer per batch, at the earliest deadline of its callers still waiting.
@@ -115,11 +118,22 @@ class _Batch:
         self.expires_at = 0.0
 
 
-def _abandon(call: _Call) -> None:
-    """The caller left: once every caller of its request has, cancel the request."""
+def _abandon(call: _Call) -> asyncio.Task[None] | None:
+    """The caller left: once every caller of its request has, cancel the request.
+
+    Returns the request's task when this caller was the last one and cancelled it.
+    """
     batch = call.batch
-    if batch is not None and batch.task is not None and all(c.future.done() for c in batch.calls):
+    if (
+        batch is not None
+        and batch.closed
+        and batch.task is not None
+        and not batch.task.done()
+        and all(c.future.done() for c in batch.calls)
+    ):
         batch.task.cancel()
+        return batch.task
+    return None
 
 
 class _Group:
@@ -172,6 +186,18 @@ def _prepare(
     inputs: Mapping[str, Any],
 ) -> tuple[dict[str, npt.NDArray[Any]], int, tuple[_InputKey, ...]] | None:
     """The call's inputs as arrays, their common rows and merge key; None: cannot merge."""
+    if len(inputs) == 1:
+        # The common case, without the list and the sort.
+        [(name, raw)] = inputs.items()
+        value = raw if type(raw) is np.ndarray else np.asarray(raw)
+        shape = value.shape
+        if not shape or not shape[0]:
+            return None
+        dtype = value.dtype
+        kind = dtype.kind
+        if kind == "O":
+            return None
+        return {name: value}, shape[0], ((name, kind if kind in "SU" else dtype, shape[1:]),)
     arrays: dict[str, npt.NDArray[Any]] = {}
     keys: list[_InputKey] = []
     rows = -1
@@ -190,8 +216,7 @@ def _prepare(
         keys.append((name, kind if kind in "SU" else dtype, shape[1:]))
     if rows < 0:
         return None
-    if len(keys) > 1:
-        keys.sort()
+    keys.sort()
     return arrays, rows, tuple(keys)
 
 
@@ -246,6 +271,29 @@ def _own_copy(error: BaseException) -> BaseException:
     return clone
 
 
+def _waiting(calls: list[_Call]) -> tuple[list[_Call], int, float, float | None]:
+    """In one pass: the callers still waiting, their rows, the oldest queueing time and
+    the latest of their deadlines (``None``: one has none; each caller leaves at its own)."""
+    live: list[_Call] = []
+    rows = 0
+    oldest = float("inf")
+    latest: float | None = 0.0
+    for c in calls:
+        if c.future.done():
+            continue
+        live.append(c)
+        rows += c.rows
+        if c.queued_at < oldest:
+            oldest = c.queued_at
+        if latest is not None:
+            deadline = c.deadline
+            if deadline is None:
+                latest = None
+            elif deadline > latest:
+                latest = deadline
+    return live, rows, oldest, latest
+
+
 def _fail(calls: list[_Call], error: BaseException) -> None:
     live = [c for c in calls if not c.future.done()]
     for call in live:
@@ -258,7 +306,7 @@ def _expire(batch: _Batch, model: ModelSpec) -> None:
     loop = asyncio.get_running_loop()
     now = loop.time()
     following: float | None = None
-    where = "queued" if batch.task is None else "in flight"
+    where = "in flight" if batch.closed and batch.task is not None else "queued"
     for call in batch.calls:
         deadline = call.deadline
         if deadline is None or call.future.done():
@@ -274,7 +322,7 @@ def _expire(batch: _Batch, model: ModelSpec) -> None:
     if following is not None:
         batch.expires_at = following
         batch.expiry = loop.call_at(following, _expire, batch, model)
-    elif batch.task is not None and all(c.future.done() for c in batch.calls):
+    elif batch.closed and batch.task is not None and all(c.future.done() for c in batch.calls):
         batch.task.cancel()
 
 
@@ -342,7 +390,8 @@ class Batcher:
             # Woken in arrival order, each holding a place: the group stays alive meanwhile.
             await self._wait_for_room(group, deadline, model, timeout)
             now = loop.time()
-        future: asyncio.Future[PredictResult] = loop.create_future()
+        # asyncio.Future directly: loop.create_future() is one Python call more per caller.
+        future: asyncio.Future[PredictResult] = asyncio.Future(loop=loop)
         call = _Call(arrays, rows, future, deadline, now)
         self._enqueue(group, call, loop)
         if group.space:
@@ -350,7 +399,10 @@ class Batcher:
         try:
             return await future
         except asyncio.CancelledError:
-            _abandon(call)
+            request = _abandon(call)
+            if request is not None:
+                # The last caller leaves once its request has ended: nothing outlives it.
+                await asyncio.wait((request,))
             raise
 
     async def _wait_for_room(
@@ -401,9 +453,11 @@ class Batcher:
             if self._closing:
                 pass
             elif group.in_flight == 0:
-                # Idle: sent on the next turn of the event loop, with the calls that
-                # arrive in this one (callers woken together come back together).
-                group.timer = loop.call_soon(self._on_timer, group, batch, "idle")
+                # Idle: its request task starts on the next turn of the event loop and
+                # takes the calls that arrive in this one (callers woken together come
+                # back together).
+                batch.reason = "idle"
+                self._start(group, batch, loop)
             else:
                 group.timer = loop.call_at(
                     call.queued_at + config.max_delay, self._on_timer, group, batch, "delay"
@@ -433,12 +487,24 @@ class Batcher:
         if batch is None:
             return
         group.open = None
+        batch.closed = True
         if group.timer is not None:
             group.timer.cancel()
             group.timer = None
         batch.reason = reason
+        if batch.task is not None:
+            # An idle group's batch: its task, already started, sends it.
+            group.queued -= len(batch.calls)
+            return
         group.ready.append(batch)
         self._pump(group)
+
+    def _start(self, group: _Group, batch: _Batch, loop: asyncio.AbstractEventLoop) -> None:
+        """Give ``batch`` its request task, which holds one of the group's slots."""
+        group.in_flight += 1
+        task = batch.task = loop.create_task(self._run(group, batch), name=_TASK_NAME)
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._ended, group, batch))
 
     def _pump(self, group: _Group) -> None:
         """Send ready batches while the group has request slots."""
@@ -446,19 +512,26 @@ class Batcher:
         while group.ready and group.in_flight < group.config.max_in_flight:
             batch = group.ready.popleft()
             group.queued -= len(batch.calls)
-            group.in_flight += 1
             if loop is None:
                 loop = asyncio.get_running_loop()
-            task = batch.task = loop.create_task(self._run(group, batch), name=_TASK_NAME)
-            self._tasks.add(task)
-            task.add_done_callback(functools.partial(self._ended, group, batch))
+            self._start(group, batch, loop)
         if group.space:
             self._make_room(group)
 
     def _settle(self, group: _Group) -> None:
         """After a request of ``group`` ended: send what waits, forget an empty group."""
-        if group.in_flight == 0 and group.open is not None and not group.ready:
-            self._close_open(group, "close" if self._closing else "idle")
+        batch = group.open
+        if group.in_flight == 0 and batch is not None and not group.ready:
+            if self._closing:
+                self._close_open(group, "close")
+            else:
+                # Idle again: the open batch gets its task, which starts on the next turn
+                # of the loop, so the callers this answer woke still join it.
+                if group.timer is not None:
+                    group.timer.cancel()
+                    group.timer = None
+                batch.reason = "idle"
+                self._start(group, batch, asyncio.get_running_loop())
         else:
             self._pump(group)
         if group.empty() and self._groups.get(group.key) is group:
@@ -467,6 +540,11 @@ class Batcher:
                 self._drained.set()
 
     async def _run(self, group: _Group, batch: _Batch) -> None:
+        if group.open is batch:
+            # An idle group's batch: it takes no more calls from now on.
+            group.open = None
+            batch.closed = True
+            group.queued -= len(batch.calls)
         limit = group.config.max_isolation_requests
         budget = _Budget(float("inf") if limit is None else limit)
         await self._deliver(group, batch.calls, batch.reason, budget)
@@ -474,9 +552,19 @@ class Batcher:
     def _ended(self, group: _Group, batch: _Batch, task: asyncio.Task[None]) -> None:
         # A done callback, not a ``finally``: a task cancelled before it started
         # (all its callers left at once) never runs its coroutine.
+        if group.open is batch:  # cancelled before it started (the loop is closing)
+            group.open = None
+            batch.closed = True
+            group.queued -= len(batch.calls)
+            _fail(
+                batch.calls, CancelledError("the batch's request was cancelled", model=group.model)
+            )
         if batch.expiry is not None:
             batch.expiry.cancel()
             batch.expiry = None
+        # Every caller is answered: break the batch <-> calls cycle, so that the answers
+        # are freed now rather than at the next full garbage collection.
+        batch.calls = []
         self._tasks.discard(task)
         group.in_flight -= 1
         self._settle(group)
@@ -508,25 +596,15 @@ class Batcher:
         self, group: _Group, calls: list[_Call], reason: FlushReason, budget: _Budget
     ) -> None:
         """Send ``calls`` as one request and settle every caller's future, whatever happens."""
-        live = [c for c in calls if not c.future.done()]
+        live, rows, oldest, latest = _waiting(calls)
         if not live:
             return
         if len(live) > 1 and group.route in self._unbatchable:
             await asyncio.gather(*(self._deliver(group, [c], "alone", budget) for c in live))
             return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        rows = sum(c.rows for c in live)
-        self._count(group, rows, len(live), reason, now - min(c.queued_at for c in live))
-        # The latest of its callers' deadlines: each caller leaves at its own.
-        latest, unbounded = 0.0, False
-        for c in live:
-            if c.deadline is None:
-                unbounded = True
-                break
-            if c.deadline > latest:
-                latest = c.deadline
-        timeout = None if unbounded else max(latest - now, 1e-3)
+        now = asyncio.get_running_loop().time()
+        self._count(group, rows, len(live), reason, now - oldest)
+        timeout = None if latest is None else max(latest - now, 1e-3)
         try:
             result = await group.send(_merge(live), timeout)
         except (InvalidArgumentError, FailedPreconditionError) as error:

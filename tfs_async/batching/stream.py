@@ -1,9 +1,12 @@
 """Streaming many predicts with bounded memory: what ``Client.predict_stream`` runs.
 
-:func:`stream_calls` takes items from a plain or async iterable, starts ``call(item)``
-for each as a task, at most ``max_in_flight`` of them ahead of what the consumer
-took, and yields their outcomes in input order or as they complete. It knows
-nothing of the client; concurrent calls meet in the client's batcher.
+:func:`stream_calls` takes items from a plain or async iterable and runs
+``call(item)`` for each in a pool of at most ``max_in_flight`` worker tasks (one
+started per item read while there are fewer), never reading more than
+``max_in_flight`` items ahead of what the consumer took, and yields the outcomes
+in input order or as they complete. Workers rather than a task per item: a
+task's creation and its done callback cost more than the batched call itself.
+It knows nothing of the client; concurrent calls meet in the client's batcher.
 """
 
 from __future__ import annotations
@@ -24,15 +27,27 @@ R = TypeVar("R")
 OnError = Literal["raise", "return"]
 
 _TASK_NAME = "tfs_async.stream"
+_END = object()  # the source is exhausted
 
 
-class _SourceFailed(Generic[T]):
+class _SourceFailed:
     """The source raised: the stream raises it when the consumer gets there."""
 
     __slots__ = ("error",)
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+class _Outcome(Generic[R]):
+    """One item's place in the stream: pending until its call ends."""
+
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.value: R | None = None
+        self.error: BaseException | None = None
 
 
 def check_stream_args(max_in_flight: int, on_error: str) -> None:
@@ -65,98 +80,162 @@ async def stream_calls(  # noqa: C901 -- one loop: read ahead, order, cancel, on
     """
     check_stream_args(max_in_flight, on_error)
     loop = asyncio.get_running_loop()
-    slots = asyncio.Semaphore(max_in_flight)
-    running: set[asyncio.Task[R]] = set()
-    # ordered: every started item, in input order; unordered: finished items.
-    window: deque[asyncio.Task[R] | Exception | _SourceFailed[T]] = deque()
+    # A place is taken before an item is read and given back when the consumer takes
+    # its outcome: never more than max_in_flight items read ahead. (Not an
+    # asyncio.Semaphore: its release scans every waiter, once per item.)
+    free = max_in_flight
+    parked: deque[asyncio.Future[None]] = deque()
+    reading = asyncio.Lock()  # an async iterator is read by one worker at a time
+    # Ordered: every item read, in input order. Unordered: the outcomes that ended.
+    window: deque[_Outcome[R] | _SourceFailed] = deque()
     wake = asyncio.Event()
-    finished = False
+    tasks: set[asyncio.Task[None]] = set()  # the workers and the one starting them
+    workers = 0
+    finished = False  # the source is exhausted (or failed)
+    busy = 0  # items read whose outcome is not yet in the window (unordered)
+    iterator: Any = aiter(source) if isinstance(source, AsyncIterable) else iter(source)
+    is_async = isinstance(source, AsyncIterable)
 
-    def on_done(task: asyncio.Task[R]) -> None:
-        running.discard(task)
-        if not ordered:
-            window.append(task)
-        wake.set()
+    async def wait_for_place() -> None:
+        nonlocal free
+        while not free:
+            place: asyncio.Future[None] = loop.create_future()
+            parked.append(place)
+            await place
+        free -= 1
 
-    def start(item: T | Exception) -> None:
-        if isinstance(item, Exception):
-            window.append(item)
-        else:
-            task: asyncio.Task[R] = loop.create_task(call(item), name=_TASK_NAME)
-            running.add(task)
-            task.add_done_callback(on_done)
-            if ordered:
-                window.append(task)
-        wake.set()
+    def give_place() -> None:
+        nonlocal free
+        free += 1
+        while parked:
+            place = parked.popleft()
+            if not place.done():
+                place.set_result(None)
+                return
 
-    async def produce() -> None:
+    def read() -> Any:
+        """The next item of a plain iterable, or ``_END``; its error: a ``_SourceFailed``."""
         nonlocal finished
+        if finished:
+            return _END
         try:
-            if isinstance(source, AsyncIterable):
-                iterator = aiter(source)
-                while True:
-                    await slots.acquire()
-                    try:
-                        item = await anext(iterator)
-                    except StopAsyncIteration:
-                        break
-                    start(item)
-            else:
-                items = iter(source)
-                while True:
-                    await slots.acquire()
-                    try:
-                        item = next(items)
-                    except StopIteration:
-                        break
-                    start(item)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as error:
-            window.append(_SourceFailed(error))
-        finally:
+            return next(iterator)
+        except StopIteration:
             finished = True
-            wake.set()
+            return _END
+        except BaseException as error:
+            finished = True
+            return _SourceFailed(error)
 
-    producer = loop.create_task(produce(), name=f"{_TASK_NAME}.source")
+    async def read_async() -> Any:
+        """The same for an async iterable, read by one worker at a time."""
+        nonlocal finished
+        async with reading:
+            if finished:
+                return _END
+            try:
+                return await anext(iterator)
+            except StopAsyncIteration:
+                finished = True
+                return _END
+            except asyncio.CancelledError:
+                raise
+            except BaseException as error:
+                finished = True
+                return _SourceFailed(error)
+
+    def spawn(coro: Coroutine[Any, Any, None]) -> None:
+        task = loop.create_task(coro, name=_TASK_NAME)
+        tasks.add(task)
+        task.add_done_callback(ended)
+
+    def ended(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        wake.set()
+
+    async def next_item() -> tuple[Any, _Outcome[R]] | None:
+        """Take a place and read the next item, its outcome placed; None: no more."""
+        nonlocal busy, free
+        if free:  # no await on the way when a place is free and the source is plain
+            free -= 1
+        else:
+            await wait_for_place()
+        item = await read_async() if is_async else read()
+        if item is _END:
+            give_place()
+            return None
+        if isinstance(item, _SourceFailed):
+            window.append(item)
+            wake.set()
+            return None
+        outcome: _Outcome[R] = _Outcome()
+        if ordered:
+            window.append(outcome)
+        else:
+            busy += 1
+        return item, outcome
+
+    async def work(item: Any, outcome: _Outcome[R]) -> None:
+        """Run the item's call and record its outcome; then the next item, until none."""
+        nonlocal busy
+        while True:
+            if isinstance(item, Exception):
+                outcome.error = item
+            else:
+                try:
+                    outcome.value = await call(item)
+                except BaseException as error:
+                    outcome.error = error
+            outcome.done = True
+            if not ordered:
+                busy -= 1
+                window.append(outcome)
+            wake.set()
+            if isinstance(outcome.error, asyncio.CancelledError):
+                raise outcome.error
+            following = await next_item()
+            if following is None:
+                return
+            item, outcome = following
+
+    async def fill() -> None:
+        """Start a worker per item read, up to max_in_flight workers. The items of a
+        plain iterable are read in one turn of the loop, so their calls start (and
+        merge) together."""
+        nonlocal workers
+        while workers < max_in_flight:
+            first = await next_item()
+            if first is None:
+                return
+            workers += 1
+            spawn(work(*first))
+
+    spawn(fill())
     try:
         while True:
-            if not window:
-                # Ordered, every started item is in the window (``running`` may still
-                # list a finished task whose callbacks have not run yet); unordered, a
-                # running item lands in the window when it ends.
-                if finished and (ordered or not running):
+            head = window[0] if window else None
+            if head is None or (isinstance(head, _Outcome) and not head.done):
+                # Nothing to yield yet: the stream is over once the source is, and no
+                # worker is left to add an outcome.
+                if head is None and finished and not tasks and (ordered or not busy):
                     break
                 wake.clear()
                 await wake.wait()
                 continue
-            head = window[0]
-            if isinstance(head, asyncio.Task):
-                if not head.done():
-                    await asyncio.wait((head,))
-                window.popleft()
-                slots.release()
-                if head.cancelled():
-                    raise asyncio.CancelledError()
-                error = head.exception()
-                if error is None:
-                    yield head.result()
-                    continue
-            elif isinstance(head, _SourceFailed):
+            if isinstance(head, _SourceFailed):
                 raise head.error
-            else:
-                window.popleft()
-                slots.release()
-                error = head
+            window.popleft()
+            give_place()
+            error = head.error
+            if error is None:
+                yield head.value  # type: ignore[misc]
+                continue
             if on_error == "raise" or not isinstance(error, Exception):
                 raise error
             yield error
     finally:
-        # Calls still running, and calls that ended but were never taken (the consumer
-        # left early): cancel the ones running, and collect every outcome so that no
-        # failure is reported as never retrieved.
-        left = {t for t in window if isinstance(t, asyncio.Task)} | set(running)
-        producer.cancel()
-        for task in left:
+        # Leaving early (break, an error, cancellation): stop every worker, and wait
+        # for them so that no call outlives the stream.
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(producer, *left, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
