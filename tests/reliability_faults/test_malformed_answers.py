@@ -183,7 +183,7 @@ async def test_rest_non_utf8_strings_in_status_or_metadata_are_typed(
             async with within(STEP):
                 await (client.status(model) if call == "status" else client.metadata(model))
         async with within(STEP):
-            assert (await client.predict("half_plus_two", X))["y"].tolist() == Y
+            assert (await client.predict("half_plus_two", X)).output.tolist() == Y
     assert f"is not UTF-8 at {where}" in str(caught.value)
 
 
