@@ -278,7 +278,7 @@ async def _prepared(
         return cache[key]
     ready: _Ready | None = None
     estimate = _estimate_s(cache, contender, payload)
-    limit = max(plan.max_cell_s, plan.max_one_request_s if contender.role == "sdk" else 0.0)
+    limit = max(plan.max_cell_s, plan.max_one_request_s if _judged(contender) else 0.0)
     if estimate is not None and estimate * 2 > limit:
         result.notes.append(
             f"{contender.key} on {payload.name}: skipped without sending, a request would take "
@@ -322,12 +322,22 @@ async def _prepared(
     return ready
 
 
+def _judged(contender: Contender) -> bool:
+    """An SDK line the verdict judges (not a variant): it gets a request on every payload.
+
+    >>> from tfs_async.bench.contenders import ClientContender
+    >>> _judged(ClientContender("http")), _judged(ClientContender("http", variant="aiohttp"))
+    (True, False)
+    """
+    return contender.role == "sdk" and not getattr(contender, "variant", "")
+
+
 def _one_request(
     ready: _Ready, contender: Contender, level: int, mode: str, repeat: int, plan: SweepPlan
 ) -> bool:
-    """Whether this cell is the one request an SDK contender gets where no cell fits."""
+    """Whether this cell is the one request a judged SDK line gets where no cell fits."""
     return (
-        contender.role == "sdk"
+        _judged(contender)
         and mode == "closed"
         and level == 1
         and repeat == 0
