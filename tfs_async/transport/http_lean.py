@@ -83,8 +83,9 @@ _READ_SIZE = 64 * 1024
 # A Content-Length body with at least this many bytes still to come is read straight
 # into a buffer of its own (see _Connection._go_direct).
 _DIRECT_MIN = 16 * 1024
-# A connection keeps its last body buffer up to this size for the next answer.
-_SPARE_MAX = 16 * 1024 * 1024
+# A connection keeps its last body buffer up to this size for the next answer (at most
+# pool_size x 4 MiB kept; above it the JSON decode dwarfs what reuse saves).
+_SPARE_MAX = 4 * 1024 * 1024
 # Whether this interpreter counts references (CPython): buffers are reused only then.
 _COUNTS_REFERENCES = hasattr(sys, "getrefcount")
 
