@@ -11,7 +11,8 @@ repeats interleaved (baseline, client, baseline, client...), medians reported:
   a bare ``grpc.aio`` unary call sending prebuilt request bytes on TF Serving's
   method path (the client encodes and decodes; the baseline does neither);
   client CPU per request (``time.process_time`` over requests, all threads).
-* HTTP, same tensor: ``Client.predict`` over a bare aiohttp POST of prebuilt JSON.
+* HTTP, same tensor: ``Client.predict`` over a bare aiohttp POST of prebuilt JSON, over
+  the default HTTP transport (``http``) and the other one (``http+aiohttp``).
 * Concurrency 1: p50 latency difference to each baseline.
 * Pool fairness: 256 concurrent callers on a 16-connection HTTP pool; the largest
   latency over the p99 (issue 4 asks for at most 3x).
@@ -52,6 +53,7 @@ from tfs_async.codec.json import encode_predict_body
 from tfs_async.codec.predict_wire import encode_predict_request
 from tfs_async.testing.process import ModelServerProcess
 from tfs_async.transport.http import HttpTransport, model_path
+from tfs_async.transport.target import DEFAULT_HTTP_TRANSPORT, HTTP_TRANSPORTS
 from tfs_async.types import ModelSpec
 
 RESULTS = Path(__file__).resolve().parent / "results" / "client.json"
@@ -153,7 +155,7 @@ async def compare(
         "raw": {label: [asdict(r) for r in rs] for label, rs in runs.items()},
     }
     print(
-        f"{name:<6} c={concurrency:<3} baseline {med['baseline']['rps']:8.0f} rps "
+        f"{name:<12} c={concurrency:<3} baseline {med['baseline']['rps']:8.0f} rps "
         f"client {med['client']['rps']:8.0f} rps  ratio {result['rps_ratio']:.3f}  "
         f"+cpu {result['extra_cpu_us']:6.1f} us/req  cpu "
         f"{med['baseline']['cpu_us']:6.1f} -> {med['client']['cpu_us']:6.1f} us/req "
@@ -188,26 +190,31 @@ async def grpc_figures(server: ModelServerProcess, args: argparse.Namespace) -> 
 
 
 async def http_figures(server: ModelServerProcess, args: argparse.Namespace) -> list[Any]:
+    """The client over each HTTP transport (the default first) against a bare aiohttp POST."""
     body = encode_predict_body({FLOAT_INPUT: INPUT})
     url = model_path(server.rest_url, ModelSpec(MODEL_NAME), ":predict")
     headers = {"Content-Type": "application/json"}
     results = []
+    kinds = [DEFAULT_HTTP_TRANSPORT, *(k for k in HTTP_TRANSPORTS if k != DEFAULT_HTTP_TRANSPORT)]
     connector = aiohttp.TCPConnector(limit=64)
-    async with (
-        aiohttp.ClientSession(connector=connector) as session,
-        Client(server.rest_url, timeout=30, pool_size=64) as client,
-    ):
-
-        async def ours() -> Any:
-            return await client.predict(MODEL_NAME, {FLOAT_INPUT: INPUT})
+    async with aiohttp.ClientSession(connector=connector) as session:
 
         async def baseline() -> Any:
             async with session.post(url, data=body, headers=headers) as response:
                 return await response.read()
 
-        await ours()
-        for concurrency in args.concurrency:
-            results.append(await compare("http", baseline, ours, concurrency, args))
+        for kind in kinds:
+            name = "http" if kind == DEFAULT_HTTP_TRANSPORT else f"http+{kind}"
+            async with Client(
+                server.rest_url, timeout=30, pool_size=64, http_transport=kind
+            ) as client:
+
+                async def ours(client: Client = client) -> Any:
+                    return await client.predict(MODEL_NAME, {FLOAT_INPUT: INPUT})
+
+                await ours()
+                for concurrency in args.concurrency:
+                    results.append(await compare(name, baseline, ours, concurrency, args))
     return results
 
 

@@ -19,9 +19,20 @@ the same over both):
   which is the part the lean transport replaces.
 
 Bodies: 100 B, 4 KiB and 600 KiB requests and answers (float32 vectors in TF Serving's
-JSON). Concurrency 1, 16 and 256 (as many connections as callers). Repeats are
-interleaved (aiohttp, lean, lean, aiohttp, ...), each cell reports the medians and
+JSON). Concurrency 1, 16 and 256 (as many connections as callers). Each run first
+sends one exchange of its size per worker (connections open, buffers sized: the
+steady state a long-lived client is in), then at least two calls per worker. Repeats
+are interleaved (aiohttp, lean, lean, aiohttp, ...), each cell reports the medians and
 the ratio lean / aiohttp of the medians.
+
+Floors, measured once per repeat in the same run (second table):
+
+* socket floor: a blocking socket sending the same request bytes and reading the
+  same answer into one reused buffer, concurrency 1: what the kernel (copies, TCP
+  over loopback) costs, which no Python client can go below;
+* JSON codec: ``encode_predict_body`` + ``decode_predict_body`` of the same tensor
+  and answer, no I/O: what ``predict`` costs on top of ``exchange`` over either
+  transport (the share of aiohttp's ``predict`` it takes bounds the ratio there).
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ from typing import Any
 import httptools
 import numpy as np
 
-from tfs_async.codec.json import encode_predict_body
+from tfs_async.codec.json import decode_predict_body, encode_predict_body
 from tfs_async.transport import CallOptions
 from tfs_async.transport.http import HttpTransport
 from tfs_async.transport.http_lean import LeanHttpTransport
@@ -121,6 +132,45 @@ def serve(port_out: Any) -> None:
 # -- the client -----------------------------------------------------------------------
 
 
+def codec_cpu_us(size: int, calls: int) -> float:
+    """Client CPU of the shared JSON codec alone per predict: encode the request, decode
+    the answer (no I/O): what ``predict`` costs on top of ``exchange`` over either transport.
+    """
+    x = vector(size)
+    answer = canned_answer(size).split(b"\r\n\r\n", 1)[1]
+    started = time.process_time()
+    for _ in range(calls):
+        encode_predict_body({"x": x}, signature_name=None)
+        decode_predict_body(answer)
+    return (time.process_time() - started) / calls * 1e6
+
+
+def socket_floor_us(port: int, size: int, calls: int) -> float:
+    """Client CPU per exchange of a blocking socket (no event loop, no parser, one reused
+    receive buffer): the same request and answer bytes at concurrency 1, the least any
+    Python client can spend on them (kernel copies and TCP included)."""
+    body = encode_predict_body({"x": vector(size)}, signature_name=None)
+    head = b"POST /v1/models/s%d:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n" % size
+    head += b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    expected = len(canned_answer(size))
+    received = memoryview(bytearray(expected))
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def one() -> None:
+            sock.sendall(head)
+            sock.sendall(body)
+            got = 0
+            while got < expected:
+                got += sock.recv_into(received[got:])
+
+        one()
+        started = time.process_time()
+        for _ in range(calls):
+            one()
+        return (time.process_time() - started) / calls * 1e6
+
+
 @dataclass
 class Cell:
     """One measured run."""
@@ -168,58 +218,52 @@ async def run_cell(
     async def exchange() -> Any:
         return await transport._exchange("POST", path, body, options, model)
 
-    small = ModelSpec(f"s{min(SIZES.values())}")
-    small_path = transport._url(small, ":predict")
-    small_body = encode_predict_body({"x": vector(min(SIZES.values()))}, signature_name=None)
-
-    async def warm() -> Any:
-        return await transport._exchange("POST", small_path, small_body, options, small)
-
     call = predict if level == "predict" else exchange
     try:
-        return await measure(call, warm, concurrency, max(total, concurrency))
+        # Warm: one exchange of this size per worker (connections open, buffers sized);
+        # then at least two calls per worker, so that no cell is connections' first use.
+        return await measure(call, exchange, concurrency, max(total, 2 * concurrency))
     finally:
         await transport.aclose()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per cell")
-    parser.add_argument("--scale", type=float, default=1.0, help="requests per run, scaled")
-    parser.add_argument("--levels", default="exchange,predict")
-    parser.add_argument("--sizes", default=",".join(SIZES), help="body sizes to run")
-    parser.add_argument(
-        "--concurrency", default=",".join(map(str, CONCURRENCY)), help="concurrencies to run"
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    levels = args.levels.split(",")
-    sizes = {label: SIZES[label] for label in args.sizes.split(",")}
-    concurrencies = [int(c) for c in args.concurrency.split(",")]
+Samples = dict[tuple[str, str, int, int], list[Cell]]
+Floors = dict[tuple[str, int], list[float]]
 
-    ctx = multiprocessing.get_context("spawn")
-    receive, send = ctx.Pipe(duplex=False)
-    server = ctx.Process(target=serve, args=(send,), daemon=True)
-    server.start()
-    try:
-        if not receive.poll(30):
-            raise SystemExit("the benchmark server did not start within 30 s")
-        url = f"http://127.0.0.1:{receive.recv()}"
-        samples: dict[tuple[str, str, int, int], list[Cell]] = {}
-        for repeat in range(args.repeats):
-            order = list(KINDS) if repeat % 2 == 0 else list(reversed(KINDS))
-            for level in levels:
-                for size in sizes.values():
-                    total = max(20, int(REQUESTS[size] * args.scale))
-                    for concurrency in concurrencies:
-                        for kind in order:
-                            cell = asyncio.run(run_cell(url, kind, level, size, concurrency, total))
-                            samples.setdefault((level, kind, size, concurrency), []).append(cell)
-            print(f"repeat {repeat + 1}/{args.repeats} done", file=sys.stderr)
-    finally:
-        server.terminate()
-        server.join(10)
 
+def sample(
+    port: int,
+    args: argparse.Namespace,
+    levels: list[str],
+    sizes: dict[str, int],
+    concurrencies: list[int],
+) -> tuple[Samples, Floors]:
+    """Every cell ``args.repeats`` times, interleaved, and the floors once per repeat."""
+    url = f"http://127.0.0.1:{port}"
+    samples: Samples = {}
+    floors: Floors = {}
+    for repeat in range(args.repeats):
+        order = list(KINDS) if repeat % 2 == 0 else list(reversed(KINDS))
+        for size in sizes.values():
+            calls = max(5, int(REQUESTS[size] * args.scale) // 5)
+            floors.setdefault(("socket", size), []).append(socket_floor_us(port, size, calls))
+            if "predict" in levels:
+                floors.setdefault(("codec", size), []).append(codec_cpu_us(size, calls))
+        for level in levels:
+            for size in sizes.values():
+                total = max(20, int(REQUESTS[size] * args.scale))
+                for concurrency in concurrencies:
+                    for kind in order:
+                        cell = asyncio.run(run_cell(url, kind, level, size, concurrency, total))
+                        samples.setdefault((level, kind, size, concurrency), []).append(cell)
+        print(f"repeat {repeat + 1}/{args.repeats} done", file=sys.stderr)
+    return samples, floors
+
+
+def summarize(
+    samples: Samples, levels: list[str], sizes: dict[str, int], concurrencies: list[int]
+) -> list[dict[str, Any]]:
+    """One row per cell: the medians of each transport and their ratios."""
     rows = []
     for level in levels:
         for label, size in sizes.items():
@@ -244,6 +288,49 @@ def main(argv: list[str] | None = None) -> int:
                         "rps_ratio": med["lean"][1] / med["aiohttp"][1],
                     }
                 )
+    return rows
+
+
+def floor_rows(
+    rows: list[dict[str, Any]], floors: Floors, sizes: dict[str, int], concurrency: int
+) -> list[dict[str, Any]]:
+    """What no HTTP transport goes below, against aiohttp's cells at ``concurrency``:
+    the socket floor for the exchange and, for predict, the shared JSON codec."""
+    out = []
+    for label, size in sizes.items():
+        aiohttp_us = {
+            r["level"]: r["aiohttp_cpu_us"]
+            for r in rows
+            if r["body"] == label and r["concurrency"] == concurrency
+        }
+        socket_us = statistics.median(floors[("socket", size)])
+        codec = floors.get(("codec", size))
+        codec_us = statistics.median(codec) if codec else None
+        exchange_us, predict_us = aiohttp_us.get("exchange"), aiohttp_us.get("predict")
+        out.append(
+            {
+                "body": label,
+                "concurrency": concurrency,
+                "socket_floor_cpu_us": socket_us,
+                "socket_floor_over_aiohttp_exchange": (
+                    socket_us / exchange_us if exchange_us else None
+                ),
+                "codec_cpu_us": codec_us,
+                "codec_over_aiohttp_predict": (
+                    codec_us / predict_us if codec_us is not None and predict_us else None
+                ),
+            }
+        )
+    return out
+
+
+def _fmt(value: float | None, ratio: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}x" if ratio else f"{value:.0f}"
+
+
+def print_tables(rows: list[dict[str, Any]], floors: list[dict[str, Any]]) -> None:
     print(
         "| level | body | conc. | aiohttp CPU µs/req | lean CPU µs/req | CPU lean/aiohttp "
         "| aiohttp req/s | lean req/s | req/s lean/aiohttp |"
@@ -255,9 +342,53 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['lean_cpu_us']:.0f} | {r['cpu_ratio']:.2f}x | {r['aiohttp_rps']:.0f} "
             f"| {r['lean_rps']:.0f} | {r['rps_ratio']:.2f}x |"
         )
+    print()
+    print(
+        "| body | socket floor µs/exchange | / aiohttp exchange | JSON codec µs/predict "
+        "| / aiohttp predict |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    for f in floors:
+        print(
+            f"| {f['body']} | {_fmt(f['socket_floor_cpu_us'])} "
+            f"| {_fmt(f['socket_floor_over_aiohttp_exchange'], True)} "
+            f"| {_fmt(f['codec_cpu_us'])} | {_fmt(f['codec_over_aiohttp_predict'], True)} |"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per cell")
+    parser.add_argument("--scale", type=float, default=1.0, help="requests per run, scaled")
+    parser.add_argument("--levels", default="exchange,predict")
+    parser.add_argument("--sizes", default=",".join(SIZES), help="body sizes to run")
+    parser.add_argument(
+        "--concurrency", default=",".join(map(str, CONCURRENCY)), help="concurrencies to run"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    levels = args.levels.split(",")
+    sizes = {label: SIZES[label] for label in args.sizes.split(",")}
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    server = ctx.Process(target=serve, args=(send,), daemon=True)
+    server.start()
+    try:
+        if not receive.poll(30):
+            raise SystemExit("the benchmark server did not start within 30 s")
+        samples, floors = sample(receive.recv(), args, levels, sizes, concurrencies)
+    finally:
+        server.terminate()
+        server.join(10)
+
+    rows = summarize(samples, levels, sizes, concurrencies)
+    floor = floor_rows(rows, floors, sizes, min(concurrencies))
+    print_tables(rows, floor)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"repeats": args.repeats, "scale": args.scale, "python": sys.version.split()[0]}
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows, "floors": floor}, indent=2) + "\n")
     print(f"written to {args.out}", file=sys.stderr)
     return 0
 

@@ -141,8 +141,9 @@ class Client(ModelServiceCalls):
         batching: merge concurrent ``predict`` calls into batched requests
             (:class:`~tfs_async.batching.Batching`, per model with its ``models``);
             callers keep calling :meth:`predict`. ``None`` (default): each call alone.
-        http_transport: ``"aiohttp"`` (default) or ``"lean"`` for ``http(s)://`` targets
-            (see :mod:`tfs_async.transport.http_lean`).
+        http_transport: ``"aiohttp"`` or ``"lean"`` for ``http(s)://`` targets
+            (``None``: :data:`~tfs_async.transport.target.DEFAULT_HTTP_TRANSPORT`; see
+            README, "Lean HTTP transport").
 
     Bad targets and options raise ValueError here, before anything is dialled.
 
@@ -170,7 +171,7 @@ class Client(ModelServiceCalls):
         rest_format: RestFormat | None = None,
         observer: Observer | None = None,
         batching: Batching | None = None,
-        http_transport: str = "aiohttp",
+        http_transport: str | None = None,
     ) -> None:
         if not metadata_ttl >= 0:
             raise ValueError(f"metadata_ttl must be >= 0 seconds, got {metadata_ttl!r}")

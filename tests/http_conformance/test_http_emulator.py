@@ -126,7 +126,7 @@ def test_unknown_http_transport_is_refused() -> None:
         Client("http://127.0.0.1:1", http_transport="curl")
 
 
-def test_without_httptools_the_error_names_the_extra() -> None:
+def test_without_httptools_the_error_says_what_to_install_or_use() -> None:
     code = (
         "import sys; sys.modules['httptools'] = None\n"
         "from tfs_async import Client\n"
@@ -134,8 +134,12 @@ def test_without_httptools_the_error_names_the_extra() -> None:
         "    Client('http://127.0.0.1:1', http_transport='lean')\n"
         "except ImportError as error:\n"
         "    print(error)\n"
+        "print(type(Client('http://127.0.0.1:1', http_transport='aiohttp').transport).__name__)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert "pip install 'tfs-async[lean]'" in done.stdout
+    message, aiohttp_transport = done.stdout.strip().splitlines()
+    assert "pip install httptools" in message
+    assert "http_transport='aiohttp'" in message
+    assert aiohttp_transport == "HttpTransport"

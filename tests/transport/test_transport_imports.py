@@ -7,6 +7,10 @@ import sys
 
 import pytest
 
+from tfs_async.transport.target import DEFAULT_HTTP_TRANSPORT
+
+_HTTP_CLASS = {"aiohttp": "HttpTransport", "lean": "LeanHttpTransport"}
+
 _PROBE = """
 import sys
 import tfs_async
@@ -22,7 +26,8 @@ print(type(client.transport).__name__, ",".join(m for m in ("grpc", "aiohttp") i
     [
         ("grpc://127.0.0.1:1", "GrpcTransport", "grpc"),
         ("dns:///127.0.0.1:1", "GrpcTransport", "grpc"),
-        ("http://127.0.0.1:1", "HttpTransport", "aiohttp"),
+        # The default HTTP transport (the lean one builds on the aiohttp one's calls).
+        ("http://127.0.0.1:1", _HTTP_CLASS[DEFAULT_HTTP_TRANSPORT], "aiohttp"),
     ],
 )
 def test_a_target_imports_only_its_transports_library(

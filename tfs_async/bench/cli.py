@@ -155,7 +155,7 @@ def build_contenders(
         optional_baselines,
     )
     from tfs_async.bench.contenders import ClientContender, Contender
-    from tfs_async.bench.variants import lean_http_contenders
+    from tfs_async.bench.variants import http_transport_contenders
 
     contenders: list[Contender] = []
     if "grpc" in protocols:
@@ -167,9 +167,9 @@ def build_contenders(
             TypicalHttpBaseline(),
         ]
     extra, notes = optional_baselines()
-    # The lean HTTP transport ("tfs_async/http+lean"), when it is available.
-    lean, lean_notes = lean_http_contenders(pool_size)
-    extra, notes = [*extra, *lean], [*notes, *lean_notes]
+    # The SDK over the HTTP transport that is not the default (tfs_async/http+lean or +aiohttp).
+    other, other_notes = http_transport_contenders(pool_size)
+    extra, notes = [*extra, *other], [*notes, *other_notes]
     contenders += [c for c in extra if c.protocol in protocols]
     if only:
         unknown = set(only) - {c.key for c in contenders}

@@ -118,7 +118,10 @@ class ClientContender(Contender):
         if protocol not in ("grpc", "http"):
             raise ValueError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
         self.protocol = protocol
-        # A variant (another event loop or transport) is its own line: "tfs_async/http+uvloop".
+        #: another event loop or transport ("uvloop", "aiohttp", "lean"); "" for the client
+        #: as users get it, the line the verdict judges
+        self.variant = variant
+        # A variant is its own line: "tfs_async/http+uvloop".
         self.key = f"tfs_async/{protocol}" + (f"+{variant}" if variant else "")
         self.label = f"tfs_async Client ({'gRPC' if protocol == 'grpc' else 'HTTP/REST'})" + (
             f", {variant}" if variant else ""

@@ -34,8 +34,9 @@ class SweepPlan:
     codec_budget_s: float = 0.3
     #: skip a cell whose estimated time (probe request x concurrency x 2 rounds) exceeds this
     max_cell_s: float = 120.0
-    #: where no cell fits, an SDK contender still gets its probe as a one-request cell
-    #: (both protocols on every payload), unless probe and request exceed this
+    #: where no cell fits, the SDK client (not its variants) still gets its probe as a
+    #: one-request cell (both protocols on every payload), unless twice its estimated
+    #: time exceeds this
     max_one_request_s: float = 480.0
 
     def __post_init__(self) -> None:
@@ -97,5 +98,7 @@ QUICK = SweepPlan(
     open_loop_max_payload_bytes=64 << 10,
     codec_budget_s=0.05,
     max_cell_s=6.0,
-    max_one_request_s=30.0,
+    # The SDK's HTTP request on 64x224x224x3 takes 10-35 s here (the emulator's JSON):
+    # sent once rather than estimated.
+    max_one_request_s=90.0,
 )

@@ -118,6 +118,15 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
 TIE_RATIO = 1.05
 
 
+def _rate(rps: float) -> str:
+    """Requests/s to read: whole numbers, two significant digits below 10.
+
+    >>> _rate(1973.4), _rate(0.0741)
+    ('1,973', '0.074')
+    """
+    return f"{rps:,.0f}" if rps >= 10 else f"{rps:.2g}"
+
+
 def _verdict_line(v: Verdict) -> str:
     parts = [f"- **{v.payload}**: "]
     if v.latency_winner and v.latency_ratio:
@@ -135,8 +144,8 @@ def _verdict_line(v: Verdict) -> str:
     if v.throughput_winner and v.throughput_ratio:
         loser = "http" if v.throughput_winner == "grpc" else "grpc"
         figures = (
-            f"{v.best_rps[v.throughput_winner]:,.0f} req/s at concurrency "
-            f"{v.best_concurrency[v.throughput_winner]} vs {v.best_rps[loser]:,.0f} at "
+            f"{_rate(v.best_rps[v.throughput_winner])} req/s at concurrency "
+            f"{v.best_concurrency[v.throughput_winner]} vs {_rate(v.best_rps[loser])} at "
             f"{v.best_concurrency[loser]}"
         )
         if v.throughput_ratio < TIE_RATIO:

@@ -278,7 +278,7 @@ async def _prepared(
         return cache[key]
     ready: _Ready | None = None
     estimate = _estimate_s(cache, contender, payload)
-    limit = max(plan.max_cell_s, plan.max_one_request_s if contender.role == "sdk" else 0.0)
+    limit = max(plan.max_cell_s, plan.max_one_request_s if _judged(contender) else 0.0)
     if estimate is not None and estimate * 2 > limit:
         result.notes.append(
             f"{contender.key} on {payload.name}: skipped without sending, a request would take "
@@ -296,20 +296,26 @@ async def _prepared(
             f"{type(exc).__name__}: {str(exc)[:300]}"
         )
     else:
+        probe: LoadResult | None = None
         for _ in range(2):
             # One request, measured like a cell (a slow payload's only figure, see _one_request).
-            probe = await closed_loop(
+            timed = await closed_loop(
                 prepared.call, concurrency=1, duration_s=1e-9, warmup_requests=0, max_requests=1
             )
-            if probe.error_count:  # the cells will count the failures; say it here too
+            if timed.error_count:  # the cells will count the failures; say it here too
                 result.notes.append(
-                    f"{contender.key} on {payload.name}: probe request failed: {probe.first_error}"
+                    f"{contender.key} on {payload.name}: probe request failed: {timed.first_error}"
                 )
+                probe = timed
                 break
             # The first request may open connections or fetch metadata: when it was
-            # quick, a second one times the request alone.
-            if probe.wall_s * 8 > plan.max_cell_s:
+            # quick, a second one times the request alone; the faster of the two counts
+            # (a stall of the machine must not skip the payload's cells).
+            if probe is None or timed.wall_s < probe.wall_s:
+                probe = timed
+            if timed.wall_s * 8 > plan.max_cell_s:
                 break
+        assert probe is not None
         ready = _Ready(prepared, probe.wall_s, payload.nbytes, probe=probe)
         if contender.role != "harness":
             result.wire.setdefault(payload.name, {})[contender.key] = {
@@ -322,12 +328,22 @@ async def _prepared(
     return ready
 
 
+def _judged(contender: Contender) -> bool:
+    """An SDK line the verdict judges (not a variant): it gets a request on every payload.
+
+    >>> from tfs_async.bench.contenders import ClientContender
+    >>> _judged(ClientContender("http")), _judged(ClientContender("http", variant="aiohttp"))
+    (True, False)
+    """
+    return contender.role == "sdk" and not getattr(contender, "variant", "")
+
+
 def _one_request(
     ready: _Ready, contender: Contender, level: int, mode: str, repeat: int, plan: SweepPlan
 ) -> bool:
-    """Whether this cell is the one request an SDK contender gets where no cell fits."""
+    """Whether this cell is the one request a judged SDK line gets where no cell fits."""
     return (
-        contender.role == "sdk"
+        _judged(contender)
         and mode == "closed"
         and level == 1
         and repeat == 0

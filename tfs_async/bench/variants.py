@@ -7,17 +7,16 @@ against the same server; its cells join the main result as
 ``tfs_async/grpc+uvloop`` and ``tfs_async/http+uvloop``. It needs the optional
 ``uvloop`` package (``pip install 'tfs-async[uvloop]'``).
 
-The lean HTTP transport contender is added by :func:`lean_http_contenders` when
-that transport is available.
+:func:`http_transport_contenders` adds the SDK client over the HTTP transport that
+is not the default (``tfs_async/http+aiohttp`` or ``tfs_async/http+lean``).
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tfs_async.bench.contenders import ClientContender, Contender, Endpoints
 from tfs_async.bench.payloads import make_payload
@@ -27,7 +26,7 @@ from tfs_async.bench.results import BenchResult
 if TYPE_CHECKING:
     from tfs_async.transport.base import Transport
 
-__all__ = ["lean_http_contenders", "merge_pass", "uvloop_available", "uvloop_pass"]
+__all__ = ["http_transport_contenders", "merge_pass", "uvloop_available", "uvloop_pass"]
 
 
 def uvloop_available() -> bool:
@@ -89,26 +88,31 @@ def merge_pass(result: BenchResult, extra: BenchResult, name: str) -> None:
     result.notes.extend(f"{name}: {note}" for note in extra.notes)
 
 
-# ---------------------------------------------------------------------------
-# The lean HTTP transport contender. The transport is built separately; when its
-# module is there, the benchmark adds it as "tfs_async/http+lean" (an HTTP client
-# on asyncio.Protocol and httptools, compared with the aiohttp one on every payload).
-_LEAN_MODULE = "tfs_async.transport.lean"
-_LEAN_CLASS = "LeanHttpTransport"
+def http_transport_contenders(pool_size: int | None = None) -> tuple[list[Contender], list[str]]:
+    """The SDK client over each HTTP transport other than the default, as its own line.
 
+    ``tfs_async/http`` is the client as users get it (the default HTTP transport);
+    ``tfs_async/http+aiohttp`` or ``tfs_async/http+lean`` is the other one, compared
+    with it on every payload. A transport whose dependency is missing is left out
+    with a note.
+    """
+    from tfs_async.transport.target import DEFAULT_HTTP_TRANSPORT, HTTP_TRANSPORTS, transport_for
 
-def lean_http_contenders(pool_size: int | None = None) -> tuple[list[Contender], list[str]]:
-    """The lean HTTP transport as a contender, if available; else a note saying why not."""
-    if importlib.util.find_spec(_LEAN_MODULE) is None:
-        return [], []
-    try:
-        transport_class: Any = getattr(importlib.import_module(_LEAN_MODULE), _LEAN_CLASS)
-    except (ImportError, AttributeError) as exc:
-        return [], [f"lean HTTP transport not benchmarked: {type(exc).__name__}: {exc}"]
+    contenders: list[Contender] = []
+    notes: list[str] = []
+    for kind in HTTP_TRANSPORTS:
+        if kind == DEFAULT_HTTP_TRANSPORT:
+            continue
+        try:
+            transport_for("http://127.0.0.1:1", http_transport=kind)
+        except ImportError as exc:
+            notes.append(f"tfs_async/http+{kind} not benchmarked: {exc}")
+            continue
 
-    def make(endpoints: Endpoints, pool: int | None) -> Transport:
-        kwargs = {} if pool is None else {"pool_size": pool}
-        made: Transport = transport_class(endpoints.rest_url, **kwargs)
-        return made
+        def make(endpoints: Endpoints, pool: int | None, kind: str = kind) -> Transport:
+            return transport_for(endpoints.rest_url, pool_size=pool, http_transport=kind)
 
-    return [ClientContender("http", pool_size=pool_size, variant="lean", transport=make)], []
+        contenders.append(
+            ClientContender("http", pool_size=pool_size, variant=kind, transport=make)
+        )
+    return contenders, notes

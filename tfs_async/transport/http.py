@@ -30,10 +30,11 @@ import gzip
 import os
 import random
 import ssl
+import sys
 import time
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -75,8 +76,15 @@ from tfs_async.types import (
     RegressResult,
 )
 
-__all__ = ["HttpTransport", "model_path", "retry_after_seconds", "ssl_context_for"]
+__all__ = [
+    "HttpTransport",
+    "model_path",
+    "response_too_large",
+    "retry_after_seconds",
+    "ssl_context_for",
+]
 
+T = TypeVar("T")
 _JSON_HEADERS = {"Content-Type": "application/json"}
 # TF Serving's REST words for a Predict signature the model lacks (around the name).
 _SIGNATURE_MISS = ('Serving signature name: "', '" not found in signature def')
@@ -128,30 +136,33 @@ async def _close_when_loop_ends(session: aiohttp.ClientSession) -> None:
         raise
 
 
+def response_too_large(
+    method: str, url: URL, size: int, exact: bool, limit: int, model: ModelSpec | None
+) -> MessageTooLargeError:
+    """The error for an answer over ``max_message_size`` (``exact``: its declared size)."""
+    measured = f"{size} bytes" if exact else f"over {limit} bytes"
+    return MessageTooLargeError(
+        f"{method} {url}: the response is {measured}, over the limit of {limit} bytes "
+        "(raise it with Client(max_message_size=...))",
+        size=size if exact else None,
+        limit=limit,
+        model=model,
+    )
+
+
 async def _read_limited(
     response: aiohttp.ClientResponse, limit: int, method: str, url: URL, model: ModelSpec | None
 ) -> bytes:
     """The response body, or MessageTooLargeError once it passes ``limit`` bytes."""
-
-    def too_large(size: int, exact: bool) -> MessageTooLargeError:
-        measured = f"{size} bytes" if exact else f"over {limit} bytes"
-        return MessageTooLargeError(
-            f"{method} {url}: the response is {measured}, over the limit of {limit} bytes "
-            "(raise it with Client(max_message_size=...))",
-            size=size if exact else None,
-            limit=limit,
-            model=model,
-        )
-
     declared = response.content_length
     if declared is not None and declared > limit:
-        raise too_large(declared, True)
+        raise response_too_large(method, url, declared, True, limit, model)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(1 << 16):
         size += len(chunk)
         if size > limit:
-            raise too_large(size, False)
+            raise response_too_large(method, url, size, False, limit, model)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -174,6 +185,24 @@ def _grpc_signature_miss(error: InvalidArgumentError) -> FailedPreconditionError
     miss = FailedPreconditionError(text, http_status=error.http_status, model=error.model)
     miss.retry_after = error.retry_after
     return miss
+
+
+if sys.version_info >= (3, 11):
+
+    async def bounded(awaitable: Awaitable[T], timeout: float | None) -> T:
+        """``await awaitable`` for at most ``timeout`` seconds (TimeoutError after).
+
+        Not ``asyncio.wait_for``: before Python 3.12 it loses a cancellation that
+        arrives as the awaitable completes, and the caller, cancelled, carries on.
+        """
+        async with asyncio.timeout(timeout):
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10 has no asyncio.timeout
+
+    async def bounded(awaitable: Awaitable[T], timeout: float | None) -> T:
+        """``await awaitable`` for at most ``timeout`` seconds (TimeoutError after)."""
+        return await asyncio.wait_for(awaitable, timeout)
 
 
 def _quiet_guard(task: asyncio.Task[None]) -> asyncio.Task[None]:
@@ -411,7 +440,7 @@ class HttpTransport(Transport):
             return timeout
         started = time.monotonic()
         try:
-            await asyncio.wait_for(slots.acquire(), timeout)
+            await bounded(slots.acquire(), timeout)
         except asyncio.TimeoutError:
             if self.observer is not None:
                 waited = time.monotonic() - started
@@ -500,7 +529,8 @@ class HttpTransport(Transport):
         body: bytes | None,
         options: CallOptions,
         model: ModelSpec | None,
-    ) -> bytes:
+    ) -> bytes | bytearray | memoryview:
+        """One request and its answer's body (bytes, or a buffer the transport read into)."""
         session = self._bind_loop()
         slots = self._slots
         assert slots is not None

@@ -18,7 +18,19 @@ from tfs_async.transport.address import (
 from tfs_async.transport.base import Transport
 from tfs_async.transport.tls import TLSConfig
 
-__all__ = ["DEFAULT_GRPC_PORT", "DEFAULT_REST_PORT", "split_target", "transport_for"]
+__all__ = [
+    "DEFAULT_GRPC_PORT",
+    "DEFAULT_HTTP_TRANSPORT",
+    "DEFAULT_REST_PORT",
+    "HTTP_TRANSPORTS",
+    "split_target",
+    "transport_for",
+]
+
+#: the HTTP transports ``http_transport=`` names
+HTTP_TRANSPORTS = ("aiohttp", "lean")
+#: the one ``http(s)://`` targets get unless ``http_transport=`` says otherwise
+DEFAULT_HTTP_TRANSPORT = "lean"
 
 
 def transport_for(
@@ -28,7 +40,7 @@ def transport_for(
     tls: TLSConfig | None = None,
     max_connection_age: float | None = None,
     max_message_size: int | None = None,
-    http_transport: str = "aiohttp",
+    http_transport: str | None = None,
 ) -> Transport:
     """The transport a target string names.
 
@@ -36,8 +48,9 @@ def transport_for(
     ``https://host:port``, or a gRPC name: ``dns:///host:port``,
     ``ipv4:a:p,b:p`` (several replicas, round robin), ``unix:path``. A bad
     target or option raises ValueError here, before anything is dialled.
-    ``http_transport``: ``"aiohttp"`` (default) or ``"lean"``
-    (:class:`~tfs_async.transport.http_lean.LeanHttpTransport`, the ``lean`` extra).
+    ``http_transport``: ``"aiohttp"`` (:class:`~tfs_async.transport.http.HttpTransport`)
+    or ``"lean"`` (:class:`~tfs_async.transport.http_lean.LeanHttpTransport`);
+    ``None``: :data:`DEFAULT_HTTP_TRANSPORT`.
 
     >>> transport_for("grpc://localhost:8500").protocol
     'grpc'
@@ -60,7 +73,9 @@ def transport_for(
             f"max_message_size must be an int of bytes within [1, 2**31 - 1], "
             f"got {max_message_size!r}"
         )
-    if http_transport not in ("aiohttp", "lean"):
+    if http_transport is None:
+        http_transport = DEFAULT_HTTP_TRANSPORT
+    if http_transport not in HTTP_TRANSPORTS:
         raise ValueError(f"http_transport must be 'aiohttp' or 'lean', got {http_transport!r}")
     if protocol in ("grpc", "grpcs"):
         from tfs_async.transport.grpc import MAX_MESSAGE_LENGTH, GrpcTransport
