@@ -30,6 +30,7 @@ from collections.abc import (
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from tfs_async.batching import Batching, BatchingStats, batchable_signature
+from tfs_async.batching.batcher import PredictSend, QueuedCall
 from tfs_async.batching.stream import OnError, check_stream_args, stream_calls
 from tfs_async.client_calls import ModelServiceCalls
 from tfs_async.client_state import SharedState, model_spec, rest_format_option
@@ -471,16 +472,64 @@ class Client(ModelServiceCalls):
         config = batching.for_model(spec.name) if batching is not None else None
         if config is not None and (signature_info is None or batchable_signature(signature_info)):
             self._check_open()
-
-            def send(merged: Mapping[str, Any], left: float | None) -> Awaitable[PredictResult]:
-                batch = PredictRequest(spec, merged, outputs, signature_info)
-                return self._attempts(lambda o: transport.predict(batch, o), spec, left)
-
+            send = self._batch_send(spec, outputs, signature_info)
             # Calls merge only when everything that shapes their request is equal.
             route = self._shared.route(spec, outputs, self._send_options)
             return await self._shared.batcher.submit(route, config, named, send, time_left, spec)
         request = PredictRequest(spec, named, outputs, signature_info)
         return await self._call(lambda o: transport.predict(request, o), spec, time_left)
+
+    def _batch_send(
+        self, spec: ModelSpec, outputs: tuple[str, ...], signature_info: SignatureSpec | None
+    ) -> PredictSend:
+        """How the batcher sends a merged request of ``spec``: one Predict, retries included."""
+        transport = self._shared.transport
+
+        def send(merged: Mapping[str, Any], left: float | None) -> Awaitable[PredictResult]:
+            batch = PredictRequest(spec, merged, outputs, signature_info)
+            return self._attempts(lambda o: transport.predict(batch, o), spec, left)
+
+        return send
+
+    def _join_batch(
+        self,
+        spec: ModelSpec,
+        inputs: Mapping[str, Any] | Any,
+        output_filter: Sequence[str] | None,
+        timeout: float | None,
+    ) -> QueuedCall | None:
+        """``predict``'s batched path without a coroutine, for ``predict_stream``.
+
+        The call is queued in the batcher at once when it needs nothing ``predict``
+        would await first (no metadata to fetch, no validation or cast, a dict of
+        inputs that need no conversion); otherwise None, and the stream runs
+        ``predict`` itself. The same request and the same answer either way.
+        """
+        options = self._options
+        batching = options.batching
+        if batching is None or options.validate or options.cast or type(inputs) is not dict:
+            return None
+        config = batching.for_model(spec.name)
+        transport = self._shared.transport
+        outputs = tuple(output_filter or ())
+        if (
+            config is None
+            or (outputs and not transport.sends_output_filter)
+            or (not transport.server_types_inputs and has_untyped_inputs(inputs))
+        ):
+            return None
+        signature_info: SignatureSpec | None = None
+        metadata = self._shared.metadata.last(spec)
+        if metadata is not None:
+            signature_info = metadata.signatures.get(spec.signature or DEFAULT_SIGNATURE)
+            if signature_info is not None and not batchable_signature(signature_info):
+                return None
+        if self._shared.closed:
+            return None  # predict raises it, as the item's outcome
+        route = self._shared.route(spec, outputs, self._send_options)
+        send = self._batch_send(spec, outputs, signature_info)
+        left = options.timeout if timeout is None else timeout
+        return self._shared.batcher.join(route, config, inputs, send, left, spec)
 
     @overload
     def predict_stream(
@@ -576,8 +625,16 @@ class Client(ModelServiceCalls):
                 timeout=timeout,
             )
 
+        def join(item: Mapping[str, Any] | Any) -> QueuedCall | None:
+            return self._join_batch(spec, item, output_filter, timeout)
+
         return stream_calls(
-            call, source, ordered=ordered, max_in_flight=max_in_flight, on_error=on_error
+            call,
+            source,
+            ordered=ordered,
+            max_in_flight=max_in_flight,
+            on_error=on_error,
+            join=join,
         )
 
     @overload

@@ -47,7 +47,7 @@ from tfs_async.errors import (
 from tfs_async.observe import BatchFlush, Observer
 from tfs_async.types import ModelSpec, PredictResult, SignatureSpec
 
-__all__ = ["BatchQueueFullError", "Batcher", "PredictSend", "batchable_signature"]
+__all__ = ["BatchQueueFullError", "Batcher", "PredictSend", "QueuedCall", "batchable_signature"]
 
 _log = logging.getLogger("tfs_async.batching")
 
@@ -83,7 +83,11 @@ def batchable_signature(signature: SignatureSpec) -> bool:
 
 
 class _Call:
-    """One caller's rows and the future its answer goes to."""
+    """One caller's rows and the future its answer goes to.
+
+    :meth:`Batcher.join` hands it out as a :data:`QueuedCall`: ``future`` gets the
+    answer; :meth:`leave` gives the call up.
+    """
 
     __slots__ = ("batch", "deadline", "future", "inputs", "queued_at", "rows")
 
@@ -101,6 +105,19 @@ class _Call:
         self.deadline = deadline
         self.queued_at = queued_at
         self.batch: _Batch | None = None
+
+    def leave(self) -> asyncio.Task[None] | None:
+        """Give the call up: cancel its future, and its request once no caller is left.
+
+        Returns that request's task if this call cancelled it (await it to be sure
+        that nothing outlives the call), else None.
+        """
+        self.future.cancel()
+        return _abandon(self)
+
+
+#: A call queued by :meth:`Batcher.join`: ``future`` gets its answer, ``leave()`` gives it up.
+QueuedCall = _Call
 
 
 class _Batch:
@@ -404,6 +421,39 @@ class Batcher:
                 # The last caller leaves once its request has ended: nothing outlives it.
                 await asyncio.wait((request,))
             raise
+
+    def join(
+        self,
+        route: Hashable,
+        config: Batching,
+        inputs: Mapping[str, Any],
+        send: PredictSend,
+        timeout: float | None,
+        model: ModelSpec,
+    ) -> QueuedCall | None:
+        """Queue one caller's predict without waiting; None when it cannot be at once.
+
+        What :meth:`submit` does up to its wait for the answer, for callers that
+        hold many calls at once (``predict_stream``): None when the call would go
+        alone (unbatchable route, too many rows) or would wait for room in a full
+        queue; the caller then runs it through :meth:`submit`.
+        """
+        prepared = _prepare(inputs) if route not in self._unbatchable else None
+        if prepared is None or prepared[1] >= config.max_batch_size:
+            return None
+        arrays, rows, shape_key = prepared
+        key = (route, config, shape_key)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group(key, route, config, send, model)
+        elif group.queued + group.reserved >= config.max_queue or group.space:
+            return None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = None if timeout is None else now + timeout
+        call = _Call(arrays, rows, asyncio.Future(loop=loop), deadline, now)
+        self._enqueue(group, call, loop)
+        return call
 
     async def _wait_for_room(
         self, group: _Group, deadline: float | None, model: ModelSpec, timeout: float | None

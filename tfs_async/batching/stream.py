@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine, Iterable
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 __all__ = ["OnError", "stream_calls"]
 
@@ -50,6 +50,19 @@ class _Outcome(Generic[R]):
         self.error: BaseException | None = None
 
 
+class Joined(Protocol[R]):
+    """A call already queued (e.g. in the batcher): its answer's future, and a way out."""
+
+    @property
+    def future(self) -> asyncio.Future[R]: ...
+
+    def leave(self) -> asyncio.Task[None] | None: ...
+
+
+#: Queues ``item``'s call at once and returns it, or None when it must run as a coroutine.
+Join = Callable[[T], "Joined[R] | None"]
+
+
 def check_stream_args(max_in_flight: int, on_error: str) -> None:
     """Refuse bad settings before anything starts."""
     if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int):
@@ -60,13 +73,14 @@ def check_stream_args(max_in_flight: int, on_error: str) -> None:
         raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
 
 
-async def stream_calls(  # noqa: C901 -- one loop: read ahead, order, cancel, on_error
+def stream_calls(
     call: Callable[[T], Coroutine[Any, Any, R]],
     source: Iterable[T | Exception] | AsyncIterable[T | Exception],
     *,
     ordered: bool = True,
     max_in_flight: int = 256,
     on_error: OnError = "raise",
+    join: Join[T, R] | None = None,
 ) -> AsyncGenerator[R | Exception, None]:
     """Yield the outcome of ``call(item)`` for every item of ``source``.
 
@@ -77,8 +91,105 @@ async def stream_calls(  # noqa: C901 -- one loop: read ahead, order, cancel, on
     once the items before it have been yielded. Leaving the loop early, or
     cancelling the consumer, cancels every call still running (at the latest
     when the generator is closed: ``contextlib.aclosing`` closes it at once).
+
+    ``join``, if given, queues an item's call at once (the client's batcher) and
+    returns it, or None for an item that must run as ``call(item)``. An ordered
+    stream of a plain iterable then needs no task per item: the consumer itself
+    reads the items and queues them, and awaits the answers in order.
     """
     check_stream_args(max_in_flight, on_error)
+    if join is not None and ordered and not isinstance(source, AsyncIterable):
+        return _joined(call, join, source, max_in_flight, on_error)
+    return _pooled(call, source, ordered, max_in_flight, on_error)
+
+
+async def _joined(  # noqa: C901 -- one loop: read ahead, order, cancel, on_error
+    call: Callable[[T], Coroutine[Any, Any, R]],
+    join: Join[T, R],
+    source: Iterable[T | Exception],
+    max_in_flight: int,
+    on_error: OnError,
+) -> AsyncGenerator[R | Exception, None]:
+    """The ordered stream of a plain iterable whose calls can be queued at once."""
+    loop = asyncio.get_running_loop()
+    items = iter(source)
+    # Every item read and not yet taken, in input order: its queued call, the task
+    # running its call, the item itself if it is an exception, or the source's error.
+    window: deque[Joined[R] | asyncio.Task[R] | Exception | _SourceFailed] = deque()
+    finished = False
+    try:
+        while True:
+            # Read ahead up to max_in_flight items; they all queue in this turn.
+            while not finished and len(window) < max_in_flight:
+                try:
+                    item = next(items)
+                except StopIteration:
+                    finished = True
+                    break
+                except BaseException as raised:
+                    window.append(_SourceFailed(raised))
+                    finished = True
+                    break
+                if isinstance(item, Exception):
+                    window.append(item)
+                    continue
+                joined = join(item)
+                if joined is None:
+                    window.append(loop.create_task(call(item), name=_TASK_NAME))
+                else:
+                    window.append(joined)
+            if not window:
+                return
+            head = window[0]
+            if isinstance(head, _SourceFailed):
+                raise head.error
+            if isinstance(head, Exception):
+                window.popleft()
+                failure: BaseException | None = head
+            else:
+                future = head if isinstance(head, asyncio.Task) else head.future
+                if not future.done():
+                    # Not cancelled with the consumer: the finally below settles it.
+                    await asyncio.wait((future,))
+                window.popleft()
+                if future.cancelled():
+                    raise asyncio.CancelledError()
+                failure = future.exception()
+                if failure is None:
+                    yield future.result()
+                    continue
+            assert failure is not None
+            if on_error == "raise" or not isinstance(failure, Exception):
+                raise failure
+            yield failure
+    finally:
+        # Leaving early: give up every call still queued or running, and wait for
+        # the requests and tasks this cancels, so that nothing outlives the stream.
+        ending: list[asyncio.Future[Any]] = []
+        for entry in window:
+            if isinstance(entry, asyncio.Task):
+                entry.cancel()
+                ending.append(entry)
+            elif not isinstance(entry, (Exception, _SourceFailed)):
+                if entry.future.done():
+                    if not entry.future.cancelled():
+                        entry.future.exception()  # retrieved: no "never retrieved" log
+                    continue
+                request = entry.leave()
+                if request is not None:
+                    ending.append(request)
+        if ending:
+            await asyncio.gather(*ending, return_exceptions=True)
+
+
+async def _pooled(  # noqa: C901 -- one loop: read ahead, order, cancel, on_error
+    call: Callable[[T], Coroutine[Any, Any, R]],
+    source: Iterable[T | Exception] | AsyncIterable[T | Exception],
+    ordered: bool,
+    max_in_flight: int,
+    on_error: OnError,
+) -> AsyncGenerator[R | Exception, None]:
+    """Any stream: a pool of worker tasks runs the calls."""
     loop = asyncio.get_running_loop()
     # A place is taken before an item is read and given back when the consumer takes
     # its outcome: never more than max_in_flight items read ahead. (Not an
