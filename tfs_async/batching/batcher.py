@@ -375,6 +375,25 @@ class Batcher:
         snap.in_flight = sum(g.in_flight for g in self._groups.values())
         return snap
 
+    def _locate(
+        self,
+        route: Hashable,
+        config: Batching,
+        inputs: Mapping[str, Any],
+        send: PredictSend,
+        model: ModelSpec,
+    ) -> tuple[_Group, dict[str, npt.NDArray[Any]], int] | None:
+        """The call's group (made if new), arrays and rows; None: it goes alone."""
+        prepared = _prepare(inputs) if route not in self._unbatchable else None
+        if prepared is None or prepared[1] >= config.max_batch_size:
+            return None
+        arrays, rows, shape_key = prepared
+        key = (route, config, shape_key)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group(key, route, config, send, model)
+        return group, arrays, rows
+
     async def submit(
         self,
         route: Hashable,
@@ -385,18 +404,14 @@ class Batcher:
         model: ModelSpec,
     ) -> PredictResult:
         """Run one caller's predict, merged with the concurrent calls of its group."""
-        prepared = _prepare(inputs) if route not in self._unbatchable else None
-        if prepared is None or prepared[1] >= config.max_batch_size:
+        located = self._locate(route, config, inputs, send, model)
+        if located is None:
             return await send(inputs, timeout)
-        arrays, rows, shape_key = prepared
-        key = (route, config, shape_key)
+        group, arrays, rows = located
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline = None if timeout is None else now + timeout
-        group = self._groups.get(key)
-        if group is None:
-            group = self._groups[key] = _Group(key, route, config, send, model)
-        elif group.queued + group.reserved >= config.max_queue or group.space:
+        if group.queued + group.reserved >= config.max_queue or group.space:
             if config.when_full == "raise":
                 self._stats.rejected += 1
                 raise BatchQueueFullError(
@@ -438,15 +453,11 @@ class Batcher:
         alone (unbatchable route, too many rows) or would wait for room in a full
         queue; the caller then runs it through :meth:`submit`.
         """
-        prepared = _prepare(inputs) if route not in self._unbatchable else None
-        if prepared is None or prepared[1] >= config.max_batch_size:
+        located = self._locate(route, config, inputs, send, model)
+        if located is None:
             return None
-        arrays, rows, shape_key = prepared
-        key = (route, config, shape_key)
-        group = self._groups.get(key)
-        if group is None:
-            group = self._groups[key] = _Group(key, route, config, send, model)
-        elif group.queued + group.reserved >= config.max_queue or group.space:
+        group, arrays, rows = located
+        if group.queued + group.reserved >= config.max_queue or group.space:
             return None
         loop = asyncio.get_running_loop()
         now = loop.time()

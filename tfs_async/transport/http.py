@@ -333,12 +333,11 @@ class HttpTransport(Transport):
 
     def __del__(self) -> None:
         # A client dropped without close(): release its sockets now, warn once.
-        session: aiohttp.ClientSession | None = getattr(self, "_session", None)
-        if session is None or self._closed or session.closed:
-            return  # never used, closed, or not fully built
+        if not self._holds_sockets() or self._closed:
+            return  # never used, not fully built, or closed
         loop = self._loop
         if loop is not None and loop.is_running() and self._guard is not None:
-            # Dropped while its loop runs: the guard closes the session now, cleanly.
+            # Dropped while its loop runs: the guard closes the connections now, cleanly.
             loop.call_soon_threadsafe(self._guard.cancel)
             return
         warnings.warn(
@@ -347,11 +346,21 @@ class HttpTransport(Transport):
             ResourceWarning,
             stacklevel=1,
         )
-        connector = session.connector
+        # Its loop is gone: close the sockets themselves, no event loop needed.
+        self._close_sockets_now()
+
+    def _holds_sockets(self) -> bool:
+        """Whether there are connections to release (``__del__``; may run half-built)."""
+        session: aiohttp.ClientSession | None = getattr(self, "_session", None)
+        return session is not None and not session.closed
+
+    def _close_sockets_now(self) -> None:
+        """Close the sockets synchronously, without an event loop."""
+        session = self._session
+        connector = session.connector if session is not None else None
         if connector is not None:
             with contextlib.suppress(Exception):
-                # Closes the sockets synchronously, no event loop needed; aiohttp
-                # then has nothing left to complain about.
+                # aiohttp then has nothing left to complain about.
                 connector._close()
 
     async def aclose(self) -> None:

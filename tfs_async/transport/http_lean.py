@@ -33,7 +33,6 @@ import gzip
 import os
 import ssl
 import sys
-import warnings
 import zlib
 from collections.abc import Mapping
 from typing import TypeAlias, cast
@@ -584,26 +583,14 @@ class LeanHttpTransport(HttpTransport):
         self._idle.clear()
         return lost
 
-    def __del__(self) -> None:
-        # A client dropped without close(): release its sockets now, warn once.
+    def _holds_sockets(self) -> bool:
         connections: set[_Connection] | None = getattr(self, "_connections", None)
-        if not connections or self._closed:
-            return  # never connected, closed, or not fully built
-        loop = self._loop
-        if loop is not None and loop.is_running() and self._guard is not None:
-            # Dropped while its loop runs: the guard closes the connections now, cleanly.
-            loop.call_soon_threadsafe(self._guard.cancel)
-            return
-        warnings.warn(
-            f"a tfs_async Client (HTTP, {self.base_url}) was never closed: use "
-            "`async with Client(...) as client:` or `await client.close()`",
-            ResourceWarning,
-            stacklevel=1,
-        )
-        # Its loop is gone: close the sockets themselves, no event loop needed.
-        for conn in list(connections):
+        return bool(connections)
+
+    def _close_sockets_now(self) -> None:
+        for conn in list(self._connections):
             conn.close_socket()
-        connections.clear()
+        self._connections.clear()
 
     async def aclose(self) -> None:
         """Close every connection; idempotent."""
