@@ -468,28 +468,33 @@ class Client(ModelServiceCalls):
             # the transport checks them against the answer, as the server would).
             check_output_filter(output_filter, signature_info, spec)
         outputs = tuple(output_filter or ())
-        batching = options.batching
-        config = batching.for_model(spec.name) if batching is not None else None
-        if config is not None and (signature_info is None or batchable_signature(signature_info)):
+        batched = self._batch_plan(spec, outputs, signature_info)
+        if batched is not None:
             self._check_open()
-            send = self._batch_send(spec, outputs, signature_info)
-            # Calls merge only when everything that shapes their request is equal.
-            route = self._shared.route(spec, outputs, self._send_options)
+            config, route, send = batched
             return await self._shared.batcher.submit(route, config, named, send, time_left, spec)
         request = PredictRequest(spec, named, outputs, signature_info)
         return await self._call(lambda o: transport.predict(request, o), spec, time_left)
 
-    def _batch_send(
+    def _batch_plan(
         self, spec: ModelSpec, outputs: tuple[str, ...], signature_info: SignatureSpec | None
-    ) -> PredictSend:
-        """How the batcher sends a merged request of ``spec``: one Predict, retries included."""
+    ) -> tuple[Batching, object, PredictSend] | None:
+        """How a predict of ``spec`` is batched: its settings, its route (calls merge
+        only when everything that shapes their request is equal) and how the batcher
+        sends a merged request (one Predict, retries included); None: not batched."""
+        batching = self._options.batching
+        config = batching.for_model(spec.name) if batching is not None else None
+        if config is None or (
+            signature_info is not None and not batchable_signature(signature_info)
+        ):
+            return None
         transport = self._shared.transport
 
         def send(merged: Mapping[str, Any], left: float | None) -> Awaitable[PredictResult]:
             batch = PredictRequest(spec, merged, outputs, signature_info)
             return self._attempts(lambda o: transport.predict(batch, o), spec, left)
 
-        return send
+        return config, self._shared.route(spec, outputs, self._send_options), send
 
     def _join_batch(
         self,
@@ -506,28 +511,26 @@ class Client(ModelServiceCalls):
         ``predict`` itself. The same request and the same answer either way.
         """
         options = self._options
-        batching = options.batching
-        if batching is None or options.validate or options.cast or type(inputs) is not dict:
-            return None
-        config = batching.for_model(spec.name)
         transport = self._shared.transport
         outputs = tuple(output_filter or ())
         if (
-            config is None
+            options.batching is None
+            or options.validate
+            or options.cast
+            or type(inputs) is not dict
             or (outputs and not transport.sends_output_filter)
             or (not transport.server_types_inputs and has_untyped_inputs(inputs))
+            or self._shared.closed  # predict raises it, as the item's outcome
         ):
             return None
         signature_info: SignatureSpec | None = None
         metadata = self._shared.metadata.last(spec)
         if metadata is not None:
             signature_info = metadata.signatures.get(spec.signature or DEFAULT_SIGNATURE)
-            if signature_info is not None and not batchable_signature(signature_info):
-                return None
-        if self._shared.closed:
-            return None  # predict raises it, as the item's outcome
-        route = self._shared.route(spec, outputs, self._send_options)
-        send = self._batch_send(spec, outputs, signature_info)
+        batched = self._batch_plan(spec, outputs, signature_info)
+        if batched is None:
+            return None
+        config, route, send = batched
         left = options.timeout if timeout is None else timeout
         return self._shared.batcher.join(route, config, inputs, send, left, spec)
 
